@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    entire::cli::main_git_entire()
+}

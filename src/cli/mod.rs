@@ -1,0 +1,81 @@
+//! The `git entire` and `git entire-migrate` command lines: clap definitions, dispatch, exit codes.
+//!
+//! Each subcommand lives in its own file with an `Args` struct and a `run` function. Errors reach the user as
+//! `error: …` on stderr with the exit codes of SPEC §6: 0 ok, 1 user error / not found, 2 usage,
+//! 3 remote unreachable, 128 internal.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod error;
+mod show;
+mod status;
+mod write;
+
+pub use error::{CliError, Exit};
+
+/// Global flags shared by every subcommand.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Global {
+    /// Only print errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More output (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Per-checkpoint git refs for Entire checkpoints.
+#[derive(Debug, Parser)]
+#[command(name = "git-entire", bin_name = "git entire", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `git entire` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update a checkpoint from session directories or a manifest; prints the checkpoint ID.
+    Write(write::Args),
+    /// Print a checkpoint's root metadata.json, or one file inside it.
+    Show(show::Args),
+    /// Show the rollout mode, store heads and the push queue.
+    Status(status::Args),
+}
+
+/// Entry point of `git-entire`.
+pub fn main_git_entire() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_exit(e),
+    };
+    crate::logging::init(cli.global.verbose, cli.global.quiet);
+    let result = match cli.command {
+        Command::Write(a) => write::run(&cli.global, a),
+        Command::Show(a) => show::run(&cli.global, a),
+        Command::Status(a) => status::run(&cli.global, a),
+    };
+    finish(result)
+}
+
+/// Print clap's message and map to exit code 2 (0 for --help/--version).
+pub fn usage_exit(e: clap::Error) -> ExitCode {
+    let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
+    let _ = e.print();
+    ExitCode::from(code)
+}
+
+/// Report an error on stderr and map it to its exit code.
+pub fn finish(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}

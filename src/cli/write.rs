@@ -1,0 +1,9 @@
+//! `git entire write`.
+use super::{CliError, Global};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_g: &Global, _a: Args) -> Result<(), CliError> {
+    Err(CliError::user("not implemented yet"))
+}

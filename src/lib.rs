@@ -1,0 +1,12 @@
+//! entire: per-checkpoint git refs for Entire checkpoints.
+//!
+//! One module per concept: [`id`] (checkpoint IDs), [`refname`] (ref names), [`settings`] (rollout mode),
+//! [`metadata`] (JSON model), [`transcript`] (chunking, hashes), [`repo`] (gix access, CAS),
+//! [`checkpoint`] (building a checkpoint tree), [`store`] (refs store, legacy branch store, routing),
+//! [`queue`] (the push queue shared with the upstream CLI).
+pub mod id;
+pub mod queue;
+pub mod refname;
+pub mod repo;
+pub mod cli;
+pub mod logging;

@@ -1,0 +1,472 @@
+//! Repository access through `gix`: discovery, objects, and compare-and-swap ref updates.
+//!
+//! Invariants:
+//! - Opening works from any worktree (main or linked), any subdirectory, and bare repositories; git's
+//!   environment (`GIT_DIR`, `GIT_COMMON_DIR`, …) is honoured, so the helper can run under git.
+//! - Every ref change goes through [`Repo::transaction`]: each edit carries the value it expects
+//!   (`Some(oid)`, or `None` = must not exist). Nothing is ever written unconditionally. A lost race surfaces as
+//!   [`RepoError::Conflict`] naming the ref, and callers retry by rebuilding from the new value.
+//! - Objects are written in-process; no `git` subprocess per object or ref.
+//!
+//! Failure modes: [`RepoError`] carries the path, ref or object at fault.
+
+use std::path::{Path, PathBuf};
+
+use gix::bstr::ByteSlice;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::Target;
+pub use gix::ObjectId;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of repository access.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("not a git repository (or any parent up to the root): {path}")]
+    NotARepo {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("{what}")]
+    Git {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("ref {name} changed concurrently (expected {expected}, found {actual})")]
+    Conflict {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{what}: object {id} is missing or not a {kind}")]
+    BadObject {
+        what: String,
+        id: ObjectId,
+        kind: &'static str,
+    },
+}
+
+fn git<E: std::error::Error + Send + Sync + 'static>(what: impl Into<String>) -> impl FnOnce(E) -> RepoError {
+    let what = what.into();
+    move |e| RepoError::Git {
+        what,
+        source: Box::new(e),
+    }
+}
+
+/// Who and when, for commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+    /// Seconds since the epoch.
+    pub seconds: i64,
+    /// UTC offset in seconds.
+    pub offset: i32,
+}
+
+impl Identity {
+    fn to_signature(&self) -> gix::actor::Signature {
+        gix::actor::Signature {
+            name: self.name.clone().into(),
+            email: self.email.clone().into(),
+            time: gix::date::Time {
+                seconds: self.seconds,
+                offset: self.offset,
+            },
+        }
+    }
+}
+
+/// One entry of a tree, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub name: String,
+    pub id: ObjectId,
+    pub is_tree: bool,
+}
+
+/// A compare-and-swap ref edit.
+#[derive(Debug, Clone)]
+pub struct RefUpdate {
+    pub name: String,
+    /// `None`: the ref must not exist. `Some(oid)`: it must currently point at `oid`.
+    pub expected: Option<ObjectId>,
+    /// `None`: delete the ref.
+    pub new: Option<ObjectId>,
+}
+
+/// An open repository.
+pub struct Repo {
+    repo: gix::Repository,
+}
+
+impl Repo {
+    /// Discover the repository containing `dir`, honouring git's environment variables.
+    pub fn discover(dir: &Path) -> Result<Self, RepoError> {
+        let repo = gix::discover_with_environment_overrides(dir).map_err(|e| RepoError::NotARepo {
+            path: dir.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        Ok(Repo { repo })
+    }
+
+    /// Discover from the current directory.
+    pub fn discover_cwd() -> Result<Self, RepoError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::discover(&cwd)
+    }
+
+    /// The underlying gix handle.
+    pub fn gix(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// The git common dir (shared by all worktrees): home of the queue and locks.
+    pub fn common_dir(&self) -> PathBuf {
+        absolute(self.repo.common_dir())
+    }
+
+    /// The per-worktree git dir.
+    pub fn git_dir(&self) -> PathBuf {
+        absolute(self.repo.git_dir())
+    }
+
+    /// The worktree root, if any.
+    pub fn workdir(&self) -> Option<PathBuf> {
+        self.repo.workdir().map(absolute)
+    }
+
+    /// A git config string value (last one wins), e.g. `entire.remote`.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string(key)
+            .map(|v| v.to_str_lossy().into_owned())
+    }
+
+    /// The operator's identity: `GIT_COMMITTER_*`, then `user.*`, then upstream's fallback, at "now"
+    /// (or `GIT_COMMITTER_DATE`).
+    pub fn committer(&self) -> Identity {
+        let fallback_time = gix::date::Time::now_utc();
+        match self.repo.committer() {
+            Some(Ok(sig)) => {
+                let time = sig.time().unwrap_or(fallback_time);
+                Identity {
+                    name: sig.name.to_str_lossy().into_owned(),
+                    email: sig.email.to_str_lossy().into_owned(),
+                    seconds: time.seconds,
+                    offset: time.offset,
+                }
+            }
+            _ => Identity {
+                name: "Unknown".into(),
+                email: "unknown@local".into(),
+                seconds: fallback_time.seconds,
+                offset: 0,
+            },
+        }
+    }
+
+    /// Value of a ref (peeled to its direct target), `None` if it does not exist.
+    pub fn find_ref(&self, name: &str) -> Result<Option<ObjectId>, RepoError> {
+        let r = self
+            .repo
+            .try_find_reference(name)
+            .map_err(git(format!("cannot read ref {name}")))?;
+        Ok(r.and_then(|r| r.target().try_id().map(|id| id.to_owned())))
+    }
+
+    /// All refs under `prefix` with their direct targets, sorted by name.
+    pub fn refs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, RepoError> {
+        let what = format!("cannot list refs under {prefix}");
+        let platform = self.repo.references().map_err(git(what.clone()))?;
+        let iter = platform.prefixed(prefix).map_err(git(what.clone()))?;
+        let mut out = Vec::new();
+        for r in iter {
+            let r = r.map_err(|e| RepoError::Git {
+                what: what.clone(),
+                source: Box::new(e),
+            })?;
+            if let Some(id) = r.target().try_id() {
+                out.push((r.name().as_bstr().to_str_lossy().into_owned(), id.to_owned()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether an object exists locally.
+    pub fn has_object(&self, id: ObjectId) -> bool {
+        self.repo.has_object(id)
+    }
+
+    /// Write a blob.
+    pub fn write_blob(&self, data: &[u8]) -> Result<ObjectId, RepoError> {
+        Ok(self.repo.write_blob(data).map_err(git("cannot write blob"))?.detach())
+    }
+
+    /// Write a tree from `(name, id, is_tree)` entries (sorted here the way git requires).
+    pub fn write_tree(&self, entries: &[TreeEntry]) -> Result<ObjectId, RepoError> {
+        use gix::objs::tree::{Entry, EntryKind};
+        let mut tree = gix::objs::Tree {
+            entries: entries
+                .iter()
+                .map(|e| Entry {
+                    mode: if e.is_tree {
+                        EntryKind::Tree.into()
+                    } else {
+                        EntryKind::Blob.into()
+                    },
+                    filename: e.name.clone().into(),
+                    oid: e.id,
+                })
+                .collect(),
+        };
+        tree.entries.sort();
+        Ok(self.repo.write_object(&tree).map_err(git("cannot write tree"))?.detach())
+    }
+
+    /// The id of the empty tree.
+    pub fn empty_tree(&self) -> ObjectId {
+        ObjectId::empty_tree(self.repo.object_hash())
+    }
+
+    /// Edit `base` (or the empty tree) with `f`, returning the new tree id.
+    pub fn edit_tree(
+        &self,
+        base: Option<ObjectId>,
+        f: impl FnOnce(&mut TreeEditor<'_>) -> Result<(), RepoError>,
+    ) -> Result<ObjectId, RepoError> {
+        let base = base.unwrap_or_else(|| self.empty_tree());
+        let editor = self
+            .repo
+            .edit_tree(base)
+            .map_err(git(format!("cannot read tree {base}")))?;
+        let mut ed = TreeEditor { inner: editor };
+        f(&mut ed)?;
+        Ok(ed.inner.write().map_err(git("cannot write tree"))?.detach())
+    }
+
+    /// Write a commit with explicit author/committer.
+    pub fn write_commit(
+        &self,
+        tree: ObjectId,
+        parents: &[ObjectId],
+        author: &Identity,
+        committer: &Identity,
+        message: &str,
+    ) -> Result<ObjectId, RepoError> {
+        let commit = self.commit_object(tree, parents, author, committer, message);
+        Ok(self
+            .repo
+            .write_object(&commit)
+            .map_err(git("cannot write commit"))?
+            .detach())
+    }
+
+    /// Build (without writing) a commit object.
+    pub fn commit_object(
+        &self,
+        tree: ObjectId,
+        parents: &[ObjectId],
+        author: &Identity,
+        committer: &Identity,
+        message: &str,
+    ) -> gix::objs::Commit {
+        gix::objs::Commit {
+            tree,
+            parents: parents.iter().copied().collect(),
+            author: author.to_signature(),
+            committer: committer.to_signature(),
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        }
+    }
+
+    /// Tree id of a commit.
+    pub fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId, RepoError> {
+        let c = self.repo.find_commit(commit).map_err(|_| RepoError::BadObject {
+            what: "reading commit".into(),
+            id: commit,
+            kind: "commit",
+        })?;
+        c.tree_id()
+            .map(|id| id.detach())
+            .map_err(git(format!("cannot decode commit {commit}")))
+    }
+
+    /// Parents of a commit.
+    pub fn commit_parents(&self, commit: ObjectId) -> Result<Vec<ObjectId>, RepoError> {
+        let c = self.repo.find_commit(commit).map_err(|_| RepoError::BadObject {
+            what: "reading commit".into(),
+            id: commit,
+            kind: "commit",
+        })?;
+        Ok(c.parent_ids().map(|p| p.detach()).collect())
+    }
+
+    /// Entries of a tree.
+    pub fn tree_entries(&self, tree: ObjectId) -> Result<Vec<TreeEntry>, RepoError> {
+        let t = self.repo.find_tree(tree).map_err(|_| RepoError::BadObject {
+            what: "reading tree".into(),
+            id: tree,
+            kind: "tree",
+        })?;
+        let decoded = t.decode().map_err(git(format!("cannot decode tree {tree}")))?;
+        Ok(decoded
+            .entries
+            .iter()
+            .map(|e| TreeEntry {
+                name: e.filename.to_str_lossy().into_owned(),
+                id: e.oid.to_owned(),
+                is_tree: e.mode.is_tree(),
+            })
+            .collect())
+    }
+
+    /// Look up `path` (slash-separated) below `tree`.
+    pub fn lookup(&self, tree: ObjectId, path: &str) -> Result<Option<TreeEntry>, RepoError> {
+        let mut current = tree;
+        let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+        while let Some(part) = parts.next() {
+            let Some(entry) = self.tree_entries(current)?.into_iter().find(|e| e.name == part) else {
+                return Ok(None);
+            };
+            if parts.peek().is_none() {
+                return Ok(Some(entry));
+            }
+            if !entry.is_tree {
+                return Ok(None);
+            }
+            current = entry.id;
+        }
+        Ok(Some(TreeEntry {
+            name: String::new(),
+            id: tree,
+            is_tree: true,
+        }))
+    }
+
+    /// Bytes of a blob.
+    pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>, RepoError> {
+        let b = self.repo.find_blob(id).map_err(|_| RepoError::BadObject {
+            what: "reading blob".into(),
+            id,
+            kind: "blob",
+        })?;
+        Ok(b.data.clone())
+    }
+
+    /// Apply `updates` as ONE transaction; every edit is compare-and-swap.
+    pub fn transaction(&self, updates: &[RefUpdate], reflog: &str) -> Result<(), RepoError> {
+        let edits: Vec<RefEdit> = updates
+            .iter()
+            .map(|u| {
+                let expected = match u.expected {
+                    None => PreviousValue::MustNotExist,
+                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                };
+                let change = match u.new {
+                    Some(new) => Change::Update {
+                        log: LogChange {
+                            mode: RefLog::AndReference,
+                            force_create_reflog: false,
+                            message: reflog.into(),
+                        },
+                        expected,
+                        new: Target::Object(new),
+                    },
+                    None => Change::Delete {
+                        expected,
+                        log: RefLog::AndReference,
+                    },
+                };
+                Ok(RefEdit {
+                    change,
+                    name: u.name.as_str().try_into().map_err(git(format!("invalid ref name {:?}", u.name)))?,
+                    deref: false,
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        let committer = self.committer().to_signature();
+        let mut time_buf = Default::default();
+        let sig = committer.to_ref(&mut time_buf);
+        match self.repo.edit_references_as(edits, Some(sig)) {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                // Distinguish a lost race from a real failure by looking at what is there now.
+                for u in updates {
+                    let actual = self.find_ref(&u.name)?;
+                    if actual != u.expected {
+                        return Err(RepoError::Conflict {
+                            name: u.name.clone(),
+                            expected: show(u.expected),
+                            actual: show(actual),
+                        });
+                    }
+                }
+                Err(RepoError::Git {
+                    what: format!("cannot update {}", names(updates)),
+                    source: Box::new(err),
+                })
+            }
+        }
+    }
+}
+
+fn show(v: Option<ObjectId>) -> String {
+    v.map_or_else(|| "nothing".to_string(), |id| id.to_string())
+}
+
+fn names(updates: &[RefUpdate]) -> String {
+    let mut s: Vec<&str> = updates.iter().map(|u| u.name.as_str()).take(3).collect();
+    if updates.len() > 3 {
+        s.push("…");
+    }
+    s.join(", ")
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// In-memory edits of a tree; paths are slash-separated and may be nested.
+pub struct TreeEditor<'r> {
+    inner: gix::object::tree::Editor<'r>,
+}
+
+impl TreeEditor<'_> {
+    /// Insert or replace a blob at `path`.
+    pub fn put_blob(&mut self, path: &str, id: ObjectId) -> Result<(), RepoError> {
+        self.inner
+            .upsert(path, gix::objs::tree::EntryKind::Blob, id)
+            .map_err(git(format!("cannot place {path} in tree")))?;
+        Ok(())
+    }
+
+    /// Insert or replace a subtree at `path`.
+    pub fn put_tree(&mut self, path: &str, id: ObjectId) -> Result<(), RepoError> {
+        self.inner
+            .upsert(path, gix::objs::tree::EntryKind::Tree, id)
+            .map_err(git(format!("cannot place {path} in tree")))?;
+        Ok(())
+    }
+
+    /// Remove `path` (and everything below it) if present.
+    pub fn remove(&mut self, path: &str) -> Result<(), RepoError> {
+        self.inner
+            .remove(path)
+            .map_err(git(format!("cannot remove {path} from tree")))?;
+        Ok(())
+    }
+}
