@@ -10,3 +10,5 @@ pub mod refname;
 pub mod repo;
 pub mod cli;
 pub mod logging;
+pub mod metadata;
+pub mod transcript;
