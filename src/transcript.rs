@@ -108,7 +108,7 @@ mod tests {
             (b"abc", 4, 1),
             (b"ab\ncd\nef\n", 5, 2),
             (b"ab\ncd\nef", 5, 2),
-            (b"a\nb\nc\nd\n", 3, 4),
+            (b"a\nb\nc\nd\n", 3, 3),
             (b"\n\n\n\n\n\n", 2, 3),
             (b"abcd\nefgh\n", 5, 2),
         ];
