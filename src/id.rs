@@ -119,7 +119,9 @@ impl CheckpointId {
     pub fn ulid_millis(&self) -> Option<u64> {
         match self.kind() {
             IdKind::Legacy => None,
-            IdKind::Ulid => ulid::Ulid::from_string(&self.0).ok().map(|u| u.timestamp_ms()),
+            IdKind::Ulid => ulid::Ulid::from_string(&self.0)
+                .ok()
+                .map(|u| u.timestamp_ms()),
         }
     }
 }

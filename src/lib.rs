@@ -4,11 +4,14 @@
 //! [`metadata`] (JSON model), [`transcript`] (chunking, hashes), [`repo`] (gix access, CAS),
 //! [`checkpoint`] (building a checkpoint tree), [`store`] (refs store, legacy branch store, routing),
 //! [`queue`] (the push queue shared with the upstream CLI).
+pub mod checkpoint;
+pub mod cli;
 pub mod id;
+pub mod logging;
+pub mod metadata;
 pub mod queue;
 pub mod refname;
 pub mod repo;
-pub mod cli;
-pub mod logging;
-pub mod metadata;
+pub mod settings;
+pub mod store;
 pub mod transcript;

@@ -26,7 +26,11 @@ pub fn init(verbose: u8, quiet: bool) {
             .without_time()
             .with_ansi(false);
         let file = std::env::var_os("ENTIRE_LOG_FILE").and_then(|p| {
-            std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
         });
         let _ = match file {
             Some(f) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),

@@ -42,7 +42,8 @@ pub fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, Meta
 pub fn to_go_json(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter::default());
-    serde::Serialize::serialize(value, &mut ser).expect("serializing a Value into memory cannot fail");
+    serde::Serialize::serialize(value, &mut ser)
+        .expect("serializing a Value into memory cannot fail");
     out.push(b'\n');
     out
 }
@@ -53,7 +54,11 @@ pub fn sorted_keys(value: &Value) -> Value {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted_keys(&m[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
         other => other.clone(),
@@ -199,13 +204,26 @@ mod tests {
             (json!([]), "[]\n"),
             (json!({"a": 1}), "{\n  \"a\": 1\n}\n"),
             (json!({"a": []}), "{\n  \"a\": []\n}\n"),
-            (json!({"a": [1, 2]}), "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n"),
-            (json!({"h": "<b>&</b>"}), "{\n  \"h\": \"\\u003cb\\u003e\\u0026\\u003c/b\\u003e\"\n}\n"),
-            (json!({"q": "a\"b\\c\nd"}), "{\n  \"q\": \"a\\\"b\\\\c\\nd\"\n}\n"),
+            (
+                json!({"a": [1, 2]}),
+                "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n",
+            ),
+            (
+                json!({"h": "<b>&</b>"}),
+                "{\n  \"h\": \"\\u003cb\\u003e\\u0026\\u003c/b\\u003e\"\n}\n",
+            ),
+            (
+                json!({"q": "a\"b\\c\nd"}),
+                "{\n  \"q\": \"a\\\"b\\\\c\\nd\"\n}\n",
+            ),
             (json!({"u": "\u{2028}x"}), "{\n  \"u\": \"\\u2028x\"\n}\n"),
         ];
         for (value, want) in cases {
-            assert_eq!(String::from_utf8(to_go_json(&value)).expect("utf-8"), want, "{value}");
+            assert_eq!(
+                String::from_utf8(to_go_json(&value)).expect("utf-8"),
+                want,
+                "{value}"
+            );
         }
     }
 
@@ -222,19 +240,35 @@ mod tests {
 
     #[test]
     fn session_id_required() {
-        for bad in [&b"{}"[..], b"{\"session_id\": \"\"}", b"{\"session_id\": 3}", b"[]", b"nope"] {
-            assert!(SessionMetadata::parse(bad, "m.json").is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"{}"[..],
+            b"{\"session_id\": \"\"}",
+            b"{\"session_id\": 3}",
+            b"[]",
+            b"nope",
+        ] {
+            assert!(
+                SessionMetadata::parse(bad, "m.json").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn sorted_and_summed() {
         let v = sorted_keys(&json!({"b": {"d": 1, "c": 2}, "a": [{"z": 1, "y": 2}]}));
-        assert_eq!(serde_json::to_string(&v).expect("json"), r#"{"a":[{"y":2,"z":1}],"b":{"c":2,"d":1}}"#);
+        assert_eq!(
+            serde_json::to_string(&v).expect("json"),
+            r#"{"a":[{"y":2,"z":1}],"b":{"c":2,"d":1}}"#
+        );
         let total = sum_usage([
             &json!({"input_tokens": 1, "sub": {"x": 2}}),
             &json!({"input_tokens": 2, "output_tokens": 5, "sub": {"x": 3}}),
         ]);
-        assert_eq!(total, Some(json!({"input_tokens": 3, "sub": {"x": 5}, "output_tokens": 5})));
+        assert_eq!(
+            total,
+            Some(json!({"input_tokens": 3, "sub": {"x": 5}, "output_tokens": 5}))
+        );
     }
 }

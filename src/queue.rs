@@ -111,8 +111,13 @@ impl Queue {
                     name: r.to_string(),
                 });
             }
-            serde_json::to_writer(&mut buf, &Line { name: r.to_string() })
-                .expect("serializing a string cannot fail");
+            serde_json::to_writer(
+                &mut buf,
+                &Line {
+                    name: r.to_string(),
+                },
+            )
+            .expect("serializing a string cannot fail");
             buf.push(b'\n');
         }
         if buf.is_empty() {
@@ -173,7 +178,9 @@ impl Queue {
                 _ => Ok(()),
             };
         }
-        let tmp = self.file.with_extension(format!("jsonl.tmp{}", std::process::id()));
+        let tmp = self
+            .file
+            .with_extension(format!("jsonl.tmp{}", std::process::id()));
         let mut opts = OpenOptions::new();
         opts.create(true).write(true).truncate(true);
         #[cfg(unix)]

@@ -47,11 +47,11 @@ pub fn ref_name(id: &CheckpointId) -> String {
 
 /// Parse a checkpoint ref name back into its ID.
 pub fn parse(name: &str) -> Result<CheckpointId, RefNameError> {
-    let rest = name
-        .strip_prefix(CHECKPOINT_PREFIX)
-        .ok_or_else(|| RefNameError::OutsideNamespace {
-            name: name.to_string(),
-        })?;
+    let rest =
+        name.strip_prefix(CHECKPOINT_PREFIX)
+            .ok_or_else(|| RefNameError::OutsideNamespace {
+                name: name.to_string(),
+            })?;
     let mut parts = rest.split('/');
     let (Some(shard), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(RefNameError::Shape {
@@ -176,7 +176,10 @@ mod tests {
                     "refs/entire/checkpoints/C4/a3b2c4d5e6c4",
                 ],
             ),
-            ("a3b2c4d5e612", vec!["refs/entire/checkpoints/12/a3b2c4d5e612"]),
+            (
+                "a3b2c4d5e612",
+                vec!["refs/entire/checkpoints/12/a3b2c4d5e612"],
+            ),
         ];
         for (id, want) in cases {
             let id = CheckpointId::parse(id).expect("valid");

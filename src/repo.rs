@@ -48,7 +48,9 @@ pub enum RepoError {
     },
 }
 
-fn git<E: std::error::Error + Send + Sync + 'static>(what: impl Into<String>) -> impl FnOnce(E) -> RepoError {
+fn git<E: std::error::Error + Send + Sync + 'static>(
+    what: impl Into<String>,
+) -> impl FnOnce(E) -> RepoError {
     let what = what.into();
     move |e| RepoError::Git {
         what,
@@ -106,10 +108,11 @@ pub struct Repo {
 impl Repo {
     /// Discover the repository containing `dir`, honouring git's environment variables.
     pub fn discover(dir: &Path) -> Result<Self, RepoError> {
-        let repo = gix::discover_with_environment_overrides(dir).map_err(|e| RepoError::NotARepo {
-            path: dir.to_path_buf(),
-            source: Box::new(e),
-        })?;
+        let repo =
+            gix::discover_with_environment_overrides(dir).map_err(|e| RepoError::NotARepo {
+                path: dir.to_path_buf(),
+                source: Box::new(e),
+            })?;
         Ok(Repo { repo })
     }
 
@@ -191,7 +194,10 @@ impl Repo {
                 source: Box::new(e),
             })?;
             if let Some(id) = r.target().try_id() {
-                out.push((r.name().as_bstr().to_str_lossy().into_owned(), id.to_owned()));
+                out.push((
+                    r.name().as_bstr().to_str_lossy().into_owned(),
+                    id.to_owned(),
+                ));
             }
         }
         out.sort();
@@ -205,7 +211,11 @@ impl Repo {
 
     /// Write a blob.
     pub fn write_blob(&self, data: &[u8]) -> Result<ObjectId, RepoError> {
-        Ok(self.repo.write_blob(data).map_err(git("cannot write blob"))?.detach())
+        Ok(self
+            .repo
+            .write_blob(data)
+            .map_err(git("cannot write blob"))?
+            .detach())
     }
 
     /// Write a tree from `(name, id, is_tree)` entries (sorted here the way git requires).
@@ -226,7 +236,11 @@ impl Repo {
                 .collect(),
         };
         tree.entries.sort();
-        Ok(self.repo.write_object(&tree).map_err(git("cannot write tree"))?.detach())
+        Ok(self
+            .repo
+            .write_object(&tree)
+            .map_err(git("cannot write tree"))?
+            .detach())
     }
 
     /// The id of the empty tree.
@@ -289,11 +303,14 @@ impl Repo {
 
     /// Tree id of a commit.
     pub fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId, RepoError> {
-        let c = self.repo.find_commit(commit).map_err(|_| RepoError::BadObject {
-            what: "reading commit".into(),
-            id: commit,
-            kind: "commit",
-        })?;
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(|_| RepoError::BadObject {
+                what: "reading commit".into(),
+                id: commit,
+                kind: "commit",
+            })?;
         c.tree_id()
             .map(|id| id.detach())
             .map_err(git(format!("cannot decode commit {commit}")))
@@ -301,22 +318,30 @@ impl Repo {
 
     /// Parents of a commit.
     pub fn commit_parents(&self, commit: ObjectId) -> Result<Vec<ObjectId>, RepoError> {
-        let c = self.repo.find_commit(commit).map_err(|_| RepoError::BadObject {
-            what: "reading commit".into(),
-            id: commit,
-            kind: "commit",
-        })?;
+        let c = self
+            .repo
+            .find_commit(commit)
+            .map_err(|_| RepoError::BadObject {
+                what: "reading commit".into(),
+                id: commit,
+                kind: "commit",
+            })?;
         Ok(c.parent_ids().map(|p| p.detach()).collect())
     }
 
     /// Entries of a tree.
     pub fn tree_entries(&self, tree: ObjectId) -> Result<Vec<TreeEntry>, RepoError> {
-        let t = self.repo.find_tree(tree).map_err(|_| RepoError::BadObject {
-            what: "reading tree".into(),
-            id: tree,
-            kind: "tree",
-        })?;
-        let decoded = t.decode().map_err(git(format!("cannot decode tree {tree}")))?;
+        let t = self
+            .repo
+            .find_tree(tree)
+            .map_err(|_| RepoError::BadObject {
+                what: "reading tree".into(),
+                id: tree,
+                kind: "tree",
+            })?;
+        let decoded = t
+            .decode()
+            .map_err(git(format!("cannot decode tree {tree}")))?;
         Ok(decoded
             .entries
             .iter()
@@ -333,7 +358,11 @@ impl Repo {
         let mut current = tree;
         let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
         while let Some(part) = parts.next() {
-            let Some(entry) = self.tree_entries(current)?.into_iter().find(|e| e.name == part) else {
+            let Some(entry) = self
+                .tree_entries(current)?
+                .into_iter()
+                .find(|e| e.name == part)
+            else {
                 return Ok(None);
             };
             if parts.peek().is_none() {
@@ -387,7 +416,11 @@ impl Repo {
                 };
                 Ok(RefEdit {
                     change,
-                    name: u.name.as_str().try_into().map_err(git(format!("invalid ref name {:?}", u.name)))?,
+                    name: u
+                        .name
+                        .as_str()
+                        .try_into()
+                        .map_err(git(format!("invalid ref name {:?}", u.name)))?,
                     deref: false,
                 })
             })

@@ -61,7 +61,10 @@ pub fn chunk(data: &[u8], max: usize) -> Result<Vec<&[u8]>, ChunkError> {
             }
             None => {
                 let line = data[..start].iter().filter(|&&b| b == b'\n').count() + 1;
-                let len = data[start..].iter().position(|&b| b == b'\n').unwrap_or(data.len() - start);
+                let len = data[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(data.len() - start);
                 return Err(ChunkError::LineTooLong { line, len, max });
             }
         }
@@ -92,11 +95,23 @@ mod tests {
 
     #[test]
     fn names_table() {
-        for (i, name) in [(0, "full.jsonl"), (1, "full.jsonl.001"), (12, "full.jsonl.012"), (1000, "full.jsonl.1000")] {
+        for (i, name) in [
+            (0, "full.jsonl"),
+            (1, "full.jsonl.001"),
+            (12, "full.jsonl.012"),
+            (1000, "full.jsonl.1000"),
+        ] {
             assert_eq!(chunk_name(i), name);
             assert_eq!(chunk_index(name), Some(i));
         }
-        for bad in ["full.jsonl.", "full.jsonl.1", "full.jsonl.000", "full.jsonlx", "full.log", "full.jsonl.0a1"] {
+        for bad in [
+            "full.jsonl.",
+            "full.jsonl.1",
+            "full.jsonl.000",
+            "full.jsonlx",
+            "full.log",
+            "full.jsonl.0a1",
+        ] {
             assert_eq!(chunk_index(bad), None, "{bad}");
         }
     }
@@ -124,7 +139,14 @@ mod tests {
     #[test]
     fn overlong_line_is_an_error() {
         let err = chunk(b"ab\nabcdefgh\ncd", 4).expect_err("line too long");
-        assert_eq!(err, ChunkError::LineTooLong { line: 2, len: 8, max: 4 });
+        assert_eq!(
+            err,
+            ChunkError::LineTooLong {
+                line: 2,
+                len: 8,
+                max: 4
+            }
+        );
     }
 
     #[test]

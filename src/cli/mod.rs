@@ -62,6 +62,13 @@ pub fn main_git_entire() -> ExitCode {
     finish(result)
 }
 
+/// Open the repository around the current directory and load its settings.
+pub fn open_repo() -> Result<(crate::repo::Repo, crate::settings::Settings), CliError> {
+    let repo = crate::repo::Repo::discover_cwd()?;
+    let settings = crate::settings::load(repo.workdir().as_deref())?;
+    Ok((repo, settings))
+}
+
 /// Print clap's message and map to exit code 2 (0 for --help/--version).
 pub fn usage_exit(e: clap::Error) -> ExitCode {
     let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };

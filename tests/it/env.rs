@@ -55,14 +55,22 @@ impl Run {
     /// Panic with full output unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert_eq!(self.status, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.status, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panic unless the command exited with `code`.
     #[track_caller]
     pub fn code(self, code: i32) -> Self {
-        assert_eq!(self.status, code, "unexpected exit status\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.status, code,
+            "unexpected exit status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -74,7 +82,10 @@ impl Run {
 impl TestEnv {
     pub fn new() -> Self {
         let root = tempfile::Builder::new()
-            .prefix(&format!("entire-it-{}-", COUNTER.fetch_add(1, Ordering::Relaxed)))
+            .prefix(&format!(
+                "entire-it-{}-",
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ))
             .tempdir()
             .expect("temp dir");
         std::fs::create_dir_all(root.path().join("home")).expect("home dir");
@@ -131,7 +142,11 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let out = self.cmd(program, cwd).args(args).output().expect("command starts");
+        let out = self
+            .cmd(program, cwd)
+            .args(args)
+            .output()
+            .expect("command starts");
         Run::from(out)
     }
 
@@ -143,13 +158,26 @@ impl TestEnv {
 
     /// `git entire args…` in `cwd` (any exit status).
     pub fn entire(&self, cwd: &Path, args: &[&str]) -> Run {
-        self.run(cwd, "git", std::iter::once("entire").chain(args.iter().copied()))
+        self.run(
+            cwd,
+            "git",
+            std::iter::once("entire").chain(args.iter().copied()),
+        )
     }
 
     /// A fresh non-bare repository with one commit on `main`.
     pub fn repo(&self, name: &str) -> PathBuf {
         let dir = self.path().join(name);
-        self.git(self.path(), &["init", "-q", "-b", "main", dir.to_str().expect("utf-8 path")]);
+        self.git(
+            self.path(),
+            &[
+                "init",
+                "-q",
+                "-b",
+                "main",
+                dir.to_str().expect("utf-8 path"),
+            ],
+        );
         std::fs::write(dir.join("README"), "hello\n").expect("write file");
         self.git(&dir, &["add", "README"]);
         self.git(&dir, &["commit", "-q", "-m", "initial"]);
@@ -159,14 +187,25 @@ impl TestEnv {
     /// A fresh bare repository.
     pub fn bare(&self, name: &str) -> PathBuf {
         let dir = self.path().join(name);
-        self.git(self.path(), &["init", "-q", "--bare", "-b", "main", dir.to_str().expect("utf-8 path")]);
+        self.git(
+            self.path(),
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "main",
+                dir.to_str().expect("utf-8 path"),
+            ],
+        );
         dir
     }
 }
 
 /// The shared fixture bundle with 40 real checkpoints.
 pub fn sample_bundle() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/entire-cli-v1-sample.bundle");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/entire-cli-v1-sample.bundle");
     assert!(p.exists(), "fixture bundle missing at {}", p.display());
     p
 }

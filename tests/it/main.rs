@@ -6,10 +6,17 @@ fn no_forgotten_test_modules() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
     let main = std::fs::read_to_string(dir.join("main.rs")).expect("read main.rs");
     for entry in std::fs::read_dir(&dir).expect("read tests/it") {
-        let name = entry.expect("dir entry").file_name().into_string().expect("utf-8 name");
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8 name");
         if let Some(stem) = name.strip_suffix(".rs") {
             if stem != "main" {
-                assert!(main.contains(&format!("mod {stem};")), "tests/it/{name} is not listed in main.rs");
+                assert!(
+                    main.contains(&format!("mod {stem};")),
+                    "tests/it/{name} is not listed in main.rs"
+                );
             }
         }
     }

@@ -1,0 +1,217 @@
+//! Checkpoint stores and the routing between them (SPEC §3.5).
+//!
+//! - [`refs`]: one ref per checkpoint (authoritative in `refs-v1-mirror` and `refs-v1`).
+//! - [`branch`]: the legacy `entire/checkpoints/v1` branch (primary when no mode is set, mirror in
+//!   `refs-v1-mirror`).
+//!
+//! Invariants:
+//! - Writes go to the primary first; its failure fails the write. A mirror failure is reported as a warning and
+//!   the checkpoint stays readable from the primary.
+//! - Every ref-store write is queued for push **before** [`write`] reports success; a failed enqueue is an error.
+//! - Reads in a refs mode come from refs first (so ref-store bugs are visible) and fall back to the branch only
+//!   for legacy (12-hex) IDs. ULIDs are read from refs only. In branch mode, the branch is read first, then refs.
+//! - A new checkpoint in a refs mode whose legacy ID exists only on the branch starts from the branch's subtree,
+//!   so no session is dropped.
+
+pub mod branch;
+pub mod refs;
+
+use crate::checkpoint::{CheckpointError, SessionInput};
+use crate::id::{CheckpointId, IdKind};
+use crate::queue::{Queue, QueueError};
+use crate::repo::{Identity, ObjectId, Repo, RepoError};
+use crate::settings::{Backend, Rollout};
+use crate::transcript;
+
+/// CAS attempts before giving up (upstream uses the same limit).
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{what}: gave up after {MAX_ATTEMPTS} concurrent updates")]
+    TooManyConflicts { what: String },
+    #[error(
+        "checkpoint {id} was written to {ref_name} but could not be queued for push: {source}"
+    )]
+    Enqueue {
+        id: String,
+        ref_name: String,
+        #[source]
+        source: QueueError,
+    },
+}
+
+/// Where a checkpoint was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub backend: Backend,
+    /// The ref it was found through (the checkpoint ref, or the legacy branch).
+    pub ref_name: String,
+    pub commit: ObjectId,
+    /// The checkpoint's own tree (root of the ref's commit, or the subtree on the branch).
+    pub tree: ObjectId,
+}
+
+/// Sleep a little before retrying a lost compare-and-swap (up to ~8 ms of jitter, growing).
+pub(crate) fn backoff(attempt: u32) {
+    let jitter = u64::from(std::process::id() % 7 + attempt * 3 % 8);
+    std::thread::sleep(std::time::Duration::from_millis(1 + jitter));
+}
+
+/// Find a checkpoint following the read routing of `rollout`.
+pub fn find(
+    repo: &Repo,
+    rollout: Rollout,
+    id: &CheckpointId,
+) -> Result<Option<Located>, StoreError> {
+    let refs_first = rollout.primary == Backend::GitRefs || id.kind() == IdKind::Ulid;
+    if refs_first {
+        if let Some(l) = refs::locate(repo, id)? {
+            return Ok(Some(l));
+        }
+        if id.kind() == IdKind::Legacy {
+            return branch::locate(repo, id);
+        }
+        Ok(None)
+    } else {
+        if let Some(l) = branch::locate(repo, id)? {
+            return Ok(Some(l));
+        }
+        refs::locate(repo, id)
+    }
+}
+
+/// Bytes of `path` inside a checkpoint tree. A `…/full.jsonl` path reassembles its chunks.
+pub fn read_path(repo: &Repo, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let path = path.trim_matches('/');
+    let Some(entry) = repo.lookup(tree, path)? else {
+        return Ok(None);
+    };
+    if entry.is_tree {
+        return Ok(None);
+    }
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    if name != transcript::TRANSCRIPT {
+        return Ok(Some(repo.read_blob(entry.id)?));
+    }
+    let dir_tree = if dir.is_empty() {
+        Some(tree)
+    } else {
+        repo.lookup(tree, dir)?.map(|e| e.id)
+    };
+    let mut chunks: Vec<(usize, ObjectId)> = match dir_tree {
+        Some(t) => repo
+            .tree_entries(t)?
+            .into_iter()
+            .filter_map(|e| transcript::chunk_index(&e.name).map(|i| (i, e.id)))
+            .collect(),
+        None => vec![(0, entry.id)],
+    };
+    chunks.sort();
+    let data = chunks
+        .iter()
+        .map(|(_, id)| repo.read_blob(*id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(transcript::reassemble(&data)))
+}
+
+/// Result of a routed write.
+#[derive(Debug, Clone)]
+pub struct WriteReport {
+    pub id: CheckpointId,
+    /// Ref and commit written in the ref store, if it was written.
+    pub refs: Option<refs::Written>,
+    /// New legacy-branch tip, if the branch was written.
+    pub branch: Option<ObjectId>,
+    /// Mirror failures (the write itself succeeded).
+    pub warnings: Vec<String>,
+}
+
+/// Write `sessions` into checkpoint `id` (minted per mode when `None`), honouring the rollout, and queue the
+/// checkpoint ref for push before returning.
+pub fn write(
+    repo: &Repo,
+    rollout: Rollout,
+    id: Option<CheckpointId>,
+    sessions: &[SessionInput],
+    who: &Identity,
+) -> Result<WriteReport, StoreError> {
+    let id = id.unwrap_or_else(|| {
+        CheckpointId::generate(match rollout.primary {
+            Backend::GitRefs => IdKind::Ulid,
+            Backend::GitBranch => IdKind::Legacy,
+        })
+    });
+    let mut report = WriteReport {
+        id: id.clone(),
+        refs: None,
+        branch: None,
+        warnings: Vec::new(),
+    };
+    for (backend, is_primary) in [(Some(rollout.primary), true), (rollout.mirror, false)] {
+        let Some(backend) = backend else { continue };
+        let result = match backend {
+            Backend::GitRefs => write_refs(repo, &id, sessions, who).map(|w| report.refs = Some(w)),
+            Backend::GitBranch => {
+                branch::write(repo, &id, sessions, who).map(|t| report.branch = Some(t))
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if is_primary => return Err(e),
+            Err(e) => {
+                tracing::warn!(checkpoint = %id, "mirror write failed: {e}");
+                report
+                    .warnings
+                    .push(format!("mirror write to {backend:?} failed: {e}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn write_refs(
+    repo: &Repo,
+    id: &CheckpointId,
+    sessions: &[SessionInput],
+    who: &Identity,
+) -> Result<refs::Written, StoreError> {
+    let seed = match id.kind() {
+        IdKind::Legacy => branch::locate(repo, id)?.map(|l| l.tree),
+        IdKind::Ulid => None,
+    };
+    let written = refs::write(repo, id, sessions, seed, who)?;
+    Queue::new(&repo.common_dir())
+        .enqueue(&[written.ref_name.as_str()])
+        .map_err(|source| StoreError::Enqueue {
+            id: id.to_string(),
+            ref_name: written.ref_name.clone(),
+            source,
+        })?;
+    Ok(written)
+}
+
+/// Checkpoint refs present locally, de-duplicated by ID (canonical spelling preferred).
+pub fn local_checkpoints(repo: &Repo) -> Result<Vec<(CheckpointId, String, ObjectId)>, StoreError> {
+    let mut out: Vec<(CheckpointId, String, ObjectId)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (name, commit) in repo.refs_with_prefix(crate::refname::CHECKPOINT_PREFIX)? {
+        let Ok(id) = crate::refname::parse(&name) else {
+            continue;
+        };
+        match index.get(&id) {
+            Some(&i) if name == crate::refname::ref_name(&id) => out[i] = (id, name, commit),
+            Some(_) => {}
+            None => {
+                index.insert(id.clone(), out.len());
+                out.push((id, name, commit));
+            }
+        }
+    }
+    Ok(out)
+}
