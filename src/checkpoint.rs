@@ -158,7 +158,8 @@ pub fn build(
                 slots.len() - 1
             }
         };
-        let (tree, meta) = write_session(repo, id, session, slot, now)?;
+        let previous = slots[slot].metadata.take();
+        let (tree, meta) = write_session(repo, id, session, slot, previous.as_ref(), now)?;
         slots[slot] = Slot {
             session_id: Some(sid.to_string()),
             tree: Some(tree),
@@ -274,12 +275,17 @@ fn write_session(
     id: &CheckpointId,
     s: &SessionInput,
     slot: usize,
+    previous: Option<&Map<String, Value>>,
     now: &Identity,
 ) -> Result<(ObjectId, Map<String, Value>), CheckpointError> {
     let mut meta = s.metadata.0.clone();
     meta.insert("checkpoint_id".into(), Value::String(id.to_string()));
     if !meta.contains_key("created_at") {
-        meta.insert("created_at".into(), Value::String(rfc3339(now.seconds)));
+        // A rewrite of the same session keeps its original creation time, so identical writes are no-ops.
+        let created = previous
+            .and_then(|p| p.get("created_at").cloned())
+            .unwrap_or_else(|| Value::String(rfc3339(now.seconds)));
+        meta.insert("created_at".into(), created);
     }
     let mut entries = Vec::new();
     let mut blob = |name: &str, data: &[u8]| -> Result<(), CheckpointError> {

@@ -54,7 +54,7 @@ pub fn write(
         let (parent, root) = match old_tip {
             Some(t) => (t, repo.commit_tree(t)?),
             None => {
-                let empty = repo.empty_tree();
+                let empty = repo.write_tree(&[])?;
                 (
                     repo.write_commit(empty, &[], who, who, &format!("{INIT_MESSAGE}\n"))?,
                     empty,
