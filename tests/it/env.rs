@@ -3,6 +3,8 @@
 //! It clears `GIT_*` and other ambient variables, points global and system config at empty files, pins
 //! author/committer names and dates, `TZ`, `LC_ALL`, `HOME`, and puts the built binaries first on `PATH`.
 
+#![allow(dead_code)] // a shared toolbox: not every test module uses every helper
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
