@@ -30,6 +30,16 @@ pub enum Backend {
     GitRefs,
 }
 
+impl Backend {
+    /// Human-readable name for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Backend::GitBranch => "legacy branch refs/heads/entire/checkpoints/v1",
+            Backend::GitRefs => "checkpoint ref store",
+        }
+    }
+}
+
 /// Primary store plus optional write-only mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollout {

@@ -59,8 +59,10 @@ pub struct Located {
 
 /// Sleep a little before retrying a lost compare-and-swap (up to ~8 ms of jitter, growing).
 pub(crate) fn backoff(attempt: u32) {
-    let jitter = u64::from(std::process::id() % 7 + attempt * 3 % 8);
-    std::thread::sleep(std::time::Duration::from_millis(1 + jitter));
+    let jitter = (ulid::Ulid::new().random() % 8) as u64;
+    std::thread::sleep(std::time::Duration::from_millis(
+        1 + jitter + u64::from(attempt),
+    ));
 }
 
 /// Find a checkpoint following the read routing of `rollout`.

@@ -589,3 +589,108 @@ fn sample_bundle_reads_and_rewrites_byte_exact() {
         "whole slot trees identical, hash included ({exact_slots})"
     );
 }
+
+#[test]
+fn concurrent_writers_to_one_checkpoint_lose_no_session() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    set_mode(&repo, Some("refs-v1-mirror"));
+    let id = "01KVBJCWYA4YW6J5M9GP655HZN";
+    let dirs: Vec<PathBuf> = (0..6)
+        .map(|i| {
+            session(
+                &env,
+                &format!("c{i}"),
+                &format!(r#"{{"session_id": "sess-{i}"}}"#),
+                format!("t{i}\n").as_bytes(),
+            )
+        })
+        .collect();
+    let children: Vec<_> = dirs
+        .iter()
+        .map(|d| {
+            env.cmd("git", &repo)
+                .args(["entire", "write", "--id", id, s(d)])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("writer starts")
+        })
+        .collect();
+    for mut c in children {
+        assert!(
+            c.wait().expect("writer exits").success(),
+            "a concurrent writer failed"
+        );
+    }
+    let root: serde_json::Value =
+        serde_json::from_str(&env.entire(&repo, &["show", id]).ok().stdout).expect("json");
+    assert_eq!(
+        root["sessions"].as_array().map(Vec::len),
+        Some(6),
+        "every session has a slot: {root}"
+    );
+    let ref_name = format!("refs/entire/checkpoints/ZN/{id}");
+    assert_eq!(
+        env.git(&repo, &["rev-list", "--count", &ref_name]),
+        "6",
+        "one commit per write, none lost"
+    );
+    let mirror = env.git(
+        &repo,
+        &[
+            "ls-tree",
+            "-d",
+            "--name-only",
+            &format!("{SAMPLE_BRANCH}:01/KVBJCWYA4YW6J5M9GP655HZN"),
+        ],
+    );
+    assert_eq!(
+        mirror.lines().count(),
+        6,
+        "the mirror got every session too"
+    );
+    let queued = queue_lines(&repo);
+    assert!(
+        queued.iter().all(|l| l.contains(&ref_name)) && !queued.is_empty(),
+        "{queued:?}"
+    );
+    env.git(&repo, &["fsck", "--strict"]);
+}
+
+#[test]
+fn a_failed_mirror_write_is_a_warning_and_the_checkpoint_stays_readable() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    set_mode(&repo, Some("refs-v1-mirror"));
+    // Another process "holds" the legacy branch: its lock file exists.
+    let lock = repo.join(".git/refs/heads/entire/checkpoints/v1.lock");
+    std::fs::create_dir_all(lock.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&lock, "").expect("create lock");
+    let dir = session(&env, "m", r#"{"session_id": "m"}"#, b"m\n");
+    let run = env.entire(&repo, &["write", s(&dir)]).ok();
+    assert!(
+        run.stderr.contains(
+            "warning: mirror write to the legacy branch refs/heads/entire/checkpoints/v1 failed"
+        ),
+        "{}",
+        run.stderr
+    );
+    let id = run.trimmed().to_string();
+    assert_eq!(
+        env.entire(&repo, &["show", &id, "0/full.jsonl"])
+            .ok()
+            .stdout,
+        "m\n"
+    );
+    assert_eq!(
+        queue_lines(&repo).len(),
+        1,
+        "the authoritative write was queued"
+    );
+    assert!(
+        env.run(&repo, "git", ["rev-parse", "--verify", "-q", SAMPLE_BRANCH])
+            .status
+            != 0,
+        "no branch was written"
+    );
+}
