@@ -167,10 +167,11 @@ pub fn write(
             Ok(()) => {}
             Err(e) if is_primary => return Err(e),
             Err(e) => {
-                tracing::warn!(checkpoint = %id, "mirror write failed: {e}");
-                report
-                    .warnings
-                    .push(format!("mirror write to {backend:?} failed: {e}"));
+                tracing::debug!(checkpoint = %id, "mirror write failed: {e}");
+                report.warnings.push(format!(
+                    "mirror write to the {} failed: {e}",
+                    backend.describe()
+                ));
             }
         }
     }
