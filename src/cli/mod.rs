@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod error;
+mod fsck;
 mod show;
 mod status;
 mod write;
@@ -45,6 +46,8 @@ pub enum Command {
     Show(show::Args),
     /// Show the rollout mode, store heads and the push queue.
     Status(status::Args),
+    /// Check that every checkpoint ref's shard, ID, metadata and content hashes agree.
+    Fsck(fsck::Args),
 }
 
 /// Entry point of `git-entire`.
@@ -58,6 +61,7 @@ pub fn main_git_entire() -> ExitCode {
         Command::Write(a) => write::run(&cli.global, a),
         Command::Show(a) => show::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
+        Command::Fsck(a) => fsck::run(&cli.global, a),
     };
     finish(result)
 }

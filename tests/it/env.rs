@@ -158,6 +158,28 @@ impl TestEnv {
         self.run(cwd, "git", args).ok().trimmed().to_string()
     }
 
+    /// `git args…` in `cwd` with `input` on stdin, which must succeed; returns trimmed stdout.
+    #[track_caller]
+    pub fn git_stdin(&self, cwd: &Path, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .cmd("git", cwd)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("git starts");
+        std::io::Write::write_all(
+            &mut child.stdin.take().expect("piped stdin"),
+            input.as_bytes(),
+        )
+        .expect("feed stdin");
+        Run::from(child.wait_with_output().expect("git exits"))
+            .ok()
+            .trimmed()
+            .to_string()
+    }
+
     /// `git entire args…` in `cwd` (any exit status).
     pub fn entire(&self, cwd: &Path, args: &[&str]) -> Run {
         self.run(

@@ -694,3 +694,72 @@ fn a_failed_mirror_write_is_a_warning_and_the_checkpoint_stays_readable() {
         "no branch was written"
     );
 }
+
+#[test]
+fn fsck_reports_mismatched_refs_and_hashes() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    set_mode(&repo, Some("refs-v1"));
+    let dir = session(&env, "f", r#"{"session_id": "f"}"#, b"f\n");
+    let id = env
+        .entire(&repo, &["write", s(&dir)])
+        .ok()
+        .trimmed()
+        .to_string();
+    env.entire(&repo, &["fsck"]).ok();
+    let good = format!("refs/entire/checkpoints/{}/{id}", &id[24..]);
+    // A ref whose tree belongs to another checkpoint, and one whose transcript no longer matches its hash.
+    env.git(
+        &repo,
+        &[
+            "update-ref",
+            "refs/entire/checkpoints/c4/a3b2c4d5e6c4",
+            &good,
+        ],
+    );
+    let tree = env.git(&repo, &["rev-parse", &format!("{good}^{{tree}}")]);
+    let slot = env.git(&repo, &["rev-parse", &format!("{good}:0")]);
+    let bad_blob = env.git_stdin(&repo, &["hash-object", "-w", "--stdin"], "tampered\n");
+    let listing = env.git(&repo, &["ls-tree", &slot]).replace(
+        &env.git(&repo, &["rev-parse", &format!("{good}:0/full.jsonl")]),
+        &bad_blob,
+    );
+    let new_slot = env.git_stdin(&repo, &["mktree"], &format!("{listing}\n"));
+    let root = env
+        .git(&repo, &["ls-tree", &tree])
+        .replace(&slot, &new_slot);
+    let new_root = env.git_stdin(&repo, &["mktree"], &format!("{root}\n"));
+    let commit = env.git(
+        &repo,
+        &["commit-tree", &new_root, "-p", &good, "-m", "tamper"],
+    );
+    env.git(&repo, &["update-ref", &good, &commit]);
+
+    let run = env.entire(&repo, &["fsck", "--json"]).code(1);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let problems: Vec<String> = report["problems"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["subject"].as_str().unwrap_or(""),
+                p["problem"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(report["checked"], 2);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("c4/a3b2c4d5e6c4") && p.contains("names checkpoint")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&good) && p.contains("content_hash.txt does not match")),
+        "{problems:?}"
+    );
+}
