@@ -301,32 +301,31 @@ impl Repo {
         }
     }
 
-    /// Tree id of a commit.
-    pub fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId, RepoError> {
-        let c = self
-            .repo
+    fn find_commit(&self, commit: ObjectId) -> Result<gix::Commit<'_>, RepoError> {
+        self.repo
             .find_commit(commit)
             .map_err(|_| RepoError::BadObject {
                 what: "reading commit".into(),
                 id: commit,
                 kind: "commit",
-            })?;
-        c.tree_id()
+            })
+    }
+
+    /// Tree id of a commit.
+    pub fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId, RepoError> {
+        self.find_commit(commit)?
+            .tree_id()
             .map(|id| id.detach())
             .map_err(git(format!("cannot decode commit {commit}")))
     }
 
     /// Parents of a commit.
     pub fn commit_parents(&self, commit: ObjectId) -> Result<Vec<ObjectId>, RepoError> {
-        let c = self
-            .repo
-            .find_commit(commit)
-            .map_err(|_| RepoError::BadObject {
-                what: "reading commit".into(),
-                id: commit,
-                kind: "commit",
-            })?;
-        Ok(c.parent_ids().map(|p| p.detach()).collect())
+        Ok(self
+            .find_commit(commit)?
+            .parent_ids()
+            .map(|p| p.detach())
+            .collect())
     }
 
     /// Entries of a tree.
