@@ -3,12 +3,13 @@
 //! One module per concept: [`id`] (checkpoint IDs), [`refname`] (ref names), [`settings`] (rollout mode),
 //! [`metadata`] (JSON model), [`transcript`] (chunking, hashes), [`repo`] (gix access, CAS),
 //! [`checkpoint`] (building a checkpoint tree), [`store`] (refs store, legacy branch store, routing),
-//! [`queue`] (the push queue shared with the upstream CLI).
+//! [`queue`] (the push queue shared with the upstream CLI), [`migrate`] (legacy branch → per-checkpoint refs).
 pub mod checkpoint;
 pub mod cli;
 pub mod id;
 pub mod logging;
 pub mod metadata;
+pub mod migrate;
 pub mod queue;
 pub mod refname;
 pub mod repo;

@@ -153,24 +153,13 @@ impl Repo {
     /// The operator's identity: `GIT_COMMITTER_*`, then `user.*`, then upstream's fallback, at "now"
     /// (or `GIT_COMMITTER_DATE`).
     pub fn committer(&self) -> Identity {
-        let fallback_time = gix::date::Time::now_utc();
-        match self.repo.committer() {
-            Some(Ok(sig)) => {
-                let time = sig.time().unwrap_or(fallback_time);
-                Identity {
-                    name: sig.name.to_str_lossy().into_owned(),
-                    email: sig.email.to_str_lossy().into_owned(),
-                    seconds: time.seconds,
-                    offset: time.offset,
-                }
-            }
-            _ => Identity {
-                name: "Unknown".into(),
-                email: "unknown@local".into(),
-                seconds: fallback_time.seconds,
-                offset: 0,
-            },
-        }
+        identity(self.repo.committer())
+    }
+
+    /// The operator's author identity, as git would use for `git commit`: `GIT_AUTHOR_*`, then `user.*`, then
+    /// upstream's fallback, at "now" (or `GIT_AUTHOR_DATE`).
+    pub fn author(&self) -> Identity {
+        identity(self.repo.author())
     }
 
     /// Value of a ref (peeled to its direct target), `None` if it does not exist.
@@ -447,6 +436,27 @@ impl Repo {
                 })
             }
         }
+    }
+}
+
+fn identity<E>(sig: Option<Result<gix::actor::SignatureRef<'_>, E>>) -> Identity {
+    let fallback_time = gix::date::Time::now_utc();
+    match sig {
+        Some(Ok(sig)) => {
+            let time = sig.time().unwrap_or(fallback_time);
+            Identity {
+                name: sig.name.to_str_lossy().into_owned(),
+                email: sig.email.to_str_lossy().into_owned(),
+                seconds: time.seconds,
+                offset: time.offset,
+            }
+        }
+        _ => Identity {
+            name: "Unknown".into(),
+            email: "unknown@local".into(),
+            seconds: fallback_time.seconds,
+            offset: 0,
+        },
     }
 }
 

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    entire::cli::main_git_entire_migrate()
+}

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 pub mod error;
 mod fsck;
+pub mod man;
+mod migrate;
 mod show;
 mod status;
 mod write;
@@ -48,6 +50,11 @@ pub enum Command {
     Status(status::Args),
     /// Check that every checkpoint ref's shard, ID, metadata and content hashes agree.
     Fsck(fsck::Args),
+    #[command(about = migrate::ABOUT, long_about = migrate::LONG_ABOUT)]
+    Migrate(migrate::Args),
+    /// Write the man pages into a directory.
+    #[command(name = "__man", hide = true)]
+    Man(man::Args),
 }
 
 /// Entry point of `git-entire`.
@@ -62,6 +69,8 @@ pub fn main_git_entire() -> ExitCode {
         Command::Show(a) => show::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
         Command::Fsck(a) => fsck::run(&cli.global, a),
+        Command::Migrate(a) => migrate::run(&cli.global, a),
+        Command::Man(a) => man::run(a),
     };
     finish(result)
 }
@@ -71,6 +80,27 @@ pub fn open_repo() -> Result<(crate::repo::Repo, crate::settings::Settings), Cli
     let repo = crate::repo::Repo::discover_cwd()?;
     let settings = crate::settings::load(repo.workdir().as_deref())?;
     Ok((repo, settings))
+}
+
+/// `git entire-migrate`: the same command as `git entire migrate`.
+#[derive(Debug, Parser)]
+#[command(name = "git-entire-migrate", bin_name = "git entire-migrate", version)]
+#[command(about = migrate::ABOUT, long_about = migrate::LONG_ABOUT)]
+pub struct MigrateCli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(flatten)]
+    pub args: migrate::Args,
+}
+
+/// Entry point of `git-entire-migrate`.
+pub fn main_git_entire_migrate() -> ExitCode {
+    let cli = match MigrateCli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_exit(e),
+    };
+    crate::logging::init(cli.global.verbose, cli.global.quiet);
+    finish(migrate::run(&cli.global, cli.args))
 }
 
 /// Print clap's message and map to exit code 2 (0 for --help/--version).

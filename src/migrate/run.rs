@@ -1,0 +1,269 @@
+//! The migration run, step by step (the order of writes is the invariant documented in the module root).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use crate::id::CheckpointId;
+use crate::queue::Queue;
+use crate::refname::{self, CHECKPOINT_PREFIX};
+use crate::repo::{ObjectId, Repo};
+
+use super::cache::Cache;
+use super::commit::{self, People};
+use super::lock::MigrateLock;
+use super::pack::{self, ObjectSet};
+use super::plan::{self, Existing, Planned, Step};
+use super::refs::{self, RefWrite};
+use super::sign::Signer;
+use super::source::{self, Failure, LegacyCheckpoint};
+use super::{dates, deleted, Action, MigrateError, Options, Outcome, Progress, Report};
+
+/// Migrate the legacy branch of `repo` into per-checkpoint refs.
+pub fn run(repo: &Repo, opts: &Options, progress: &mut dyn Progress) -> Result<Report, MigrateError> {
+    if repo
+        .config_string("extensions.refStorage")
+        .is_some_and(|v| v.eq_ignore_ascii_case("reftable"))
+    {
+        return Err(MigrateError::Reftable);
+    }
+    let common = repo.common_dir();
+    let _lock = match opts.dry_run {
+        true => None,
+        false => {
+            let lock = MigrateLock::acquire(&common)?;
+            refs::recover(&common)?;
+            pack::remove_leftovers(&objects_dir(repo));
+            Some(lock)
+        }
+    };
+    let mut report = Report {
+        dry_run: opts.dry_run,
+        ..Report::default()
+    };
+    let Some(source) = source::find(repo)? else {
+        return Ok(report);
+    };
+    report.source = Some(source.clone());
+    progress.phase("reading legacy branch", None);
+    let (legacy, failures) = source::scan(repo, repo.commit_tree(source.tip)?)?;
+    let deleted = deleted::load(&common)?;
+    let (legacy, tombstoned): (Vec<_>, Vec<_>) =
+        legacy.into_iter().partition(|c| !deleted.contains(c.id.as_str()));
+    let existing = existing_refs(repo)?;
+    let hash = repo.gix().object_hash();
+    let cache = match opts.force {
+        true => Cache::default(),
+        false => Cache::load(&common, hash),
+    };
+    let mut objects = ObjectSet::new(hash);
+    let ctx = plan::Context {
+        repo,
+        existing: &existing,
+        cache: &cache,
+        force: opts.force,
+    };
+    progress.phase("checking checkpoints", Some(legacy.len()));
+    let mut planned = Vec::with_capacity(legacy.len());
+    for (n, cp) in legacy.iter().enumerate() {
+        planned.push(ctx.plan(cp, &mut objects)?);
+        progress.advance(n + 1);
+    }
+    let (commits, signed) = make_commits(repo, opts, source.tip, &planned, &mut objects, progress)?;
+    report.signed = signed;
+    let mut result = assemble(planned, &commits, failures, &tombstoned);
+    if opts.dry_run {
+        report.outcomes = result.outcomes;
+        return Ok(report);
+    }
+    publish(repo, &mut result, &mut objects, &mut report, progress)?;
+    let pairs: HashMap<ObjectId, ObjectId> = result.cache_pairs;
+    if let Err(e) = Cache::save(&common, hash, &pairs) {
+        tracing::warn!("cannot save the migration cache (the next run will be slower): {e}");
+    }
+    report.outcomes = result.outcomes;
+    Ok(report)
+}
+
+fn objects_dir(repo: &Repo) -> PathBuf {
+    repo.gix().objects.store_ref().path().to_path_buf()
+}
+
+/// Existing checkpoint refs by ID; when both shard spellings exist, the canonical one wins.
+fn existing_refs(repo: &Repo) -> Result<HashMap<CheckpointId, Existing>, MigrateError> {
+    let mut out: HashMap<CheckpointId, Existing> = HashMap::new();
+    for (name, commit) in repo.refs_with_prefix(CHECKPOINT_PREFIX)? {
+        let Ok(id) = refname::parse(&name) else {
+            continue; // v2 refs and foreign names are not ours to touch
+        };
+        let canonical = refname::ref_name(&id) == name;
+        if canonical || !out.contains_key(&id) {
+            out.insert(id, Existing { ref_name: name, commit });
+        }
+    }
+    Ok(out)
+}
+
+/// Date, sign and hash the new commits; returns checkpoint ID → commit, and whether they are signed.
+fn make_commits(
+    repo: &Repo,
+    opts: &Options,
+    tip: ObjectId,
+    planned: &[Planned],
+    objects: &mut ObjectSet,
+    progress: &mut dyn Progress,
+) -> Result<(HashMap<String, ObjectId>, bool), MigrateError> {
+    let wanted: HashMap<String, ObjectId> = planned
+        .iter()
+        .filter(|p| matches!(p.step, Step::Commit { .. }))
+        .map(|p| (p.id.v1_path(), p.subtree))
+        .collect();
+    if wanted.is_empty() {
+        return Ok((HashMap::new(), false));
+    }
+    progress.phase("reading legacy history", None);
+    let mut walk = repo.gix().clone();
+    walk.object_cache_size_if_unset(64 << 20);
+    let when = dates::last_changed(&walk, tip, &wanted, &mut |n| progress.advance(n))?;
+    let (author, committer) = (repo.author(), repo.committer());
+    let people = People::new(&author, &committer, opts.author.clone());
+    let signer = match opts.dry_run {
+        true => None,
+        false => {
+            let ident = format!("{} <{}>", committer.name, committer.email);
+            Signer::resolve(repo, &opts.sign, &ident).map_err(commit::CommitError::from)?
+        }
+    };
+    progress.phase(
+        if signer.is_some() { "signing commits" } else { "creating commits" },
+        Some(planned.len()),
+    );
+    let commits = commit::build(planned, &when, &people, signer.as_ref(), objects, &mut |n| {
+        progress.advance(n)
+    })?;
+    Ok((commits, signer.is_some()))
+}
+
+/// Outcomes plus what must be written for them.
+struct Assembled {
+    outcomes: Vec<Outcome>,
+    writes: Vec<RefWrite>,
+    /// Refs that must end up queued (created, updated, and up to date).
+    refs: Vec<String>,
+    cache_pairs: HashMap<ObjectId, ObjectId>,
+}
+
+fn assemble(
+    planned: Vec<Planned>,
+    commits: &HashMap<String, ObjectId>,
+    failures: Vec<Failure>,
+    tombstoned: &[LegacyCheckpoint],
+) -> Assembled {
+    let mut a = Assembled {
+        outcomes: Vec::with_capacity(planned.len() + failures.len()),
+        writes: Vec::new(),
+        refs: Vec::new(),
+        cache_pairs: HashMap::new(),
+    };
+    for p in planned {
+        let path = p.id.v1_path();
+        let id = Some(p.id.to_string());
+        let (action, ref_name, commit, reason) = match p.step {
+            Step::Skip { ref_name, commit } => (Action::Skipped, Some(ref_name), Some(commit), None),
+            Step::Commit {
+                ref_name, expected, ..
+            } => {
+                let new = commits[p.id.as_str()];
+                let action = match expected {
+                    Some(old) if old == new => Action::Skipped,
+                    Some(_) => Action::Updated,
+                    None => Action::Created,
+                };
+                if action != Action::Skipped {
+                    a.writes.push(RefWrite {
+                        name: ref_name.clone(),
+                        expected,
+                        new,
+                    });
+                }
+                (action, Some(ref_name), Some(new), None)
+            }
+            Step::Fail { reason } => (Action::Failed, None, None, Some(reason)),
+        };
+        if let (Some(r), Some(c)) = (&ref_name, commit) {
+            a.refs.push(r.clone());
+            a.cache_pairs.insert(p.subtree, c);
+        }
+        a.outcomes.push(Outcome {
+            path,
+            id,
+            ref_name,
+            action,
+            commit,
+            reason,
+        });
+    }
+    for f in failures {
+        a.outcomes.push(Outcome {
+            path: f.path,
+            id: f.id,
+            ref_name: None,
+            action: Action::Failed,
+            commit: None,
+            reason: Some(f.reason),
+        });
+    }
+    for t in tombstoned {
+        a.outcomes.push(Outcome {
+            path: t.id.v1_path(),
+            id: Some(t.id.to_string()),
+            ref_name: None,
+            action: Action::Skipped,
+            commit: None,
+            reason: Some(format!("deleted locally ({})", deleted::DELETED_FILE)),
+        });
+    }
+    a.outcomes.sort_by(|x, y| x.path.cmp(&y.path));
+    a
+}
+
+/// Objects → queue → refs (see the module invariants).
+fn publish(
+    repo: &Repo,
+    a: &mut Assembled,
+    objects: &mut ObjectSet,
+    report: &mut Report,
+    progress: &mut dyn Progress,
+) -> Result<(), MigrateError> {
+    objects.retain_missing(|id| repo.has_object(id));
+    progress.phase("writing objects", Some(objects.len()));
+    pack::write(&objects_dir(repo), objects, &mut |n| progress.advance(n))?;
+    report.objects_written = objects.len();
+
+    let queue = Queue::new(&repo.common_dir());
+    let queued: HashSet<String> = queue.peek()?.into_iter().collect();
+    let missing: Vec<&String> = a.refs.iter().filter(|r| !queued.contains(*r)).collect();
+    queue.enqueue(&missing)?;
+    report.queued = missing.len();
+
+    progress.phase("updating refs", Some(a.writes.len()));
+    let conflicts = if a.writes.is_empty() {
+        Vec::new()
+    } else {
+        refs::apply(repo, &a.writes)?
+    };
+    progress.advance(a.writes.len());
+    for c in conflicts {
+        if let Some(o) = a.outcomes.iter_mut().find(|o| o.ref_name.as_deref() == Some(&c.name)) {
+            let show = |v: Option<ObjectId>| v.map_or("nothing".to_string(), |id| id.to_string());
+            o.action = Action::Failed;
+            o.reason = Some(format!(
+                "{} changed concurrently (expected {}, found {}); rerun the migration",
+                c.name,
+                show(c.expected),
+                show(c.actual)
+            ));
+            a.cache_pairs.retain(|_, commit| Some(*commit) != o.commit);
+        }
+    }
+    Ok(())
+}
