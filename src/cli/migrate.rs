@@ -16,7 +16,8 @@ use crate::migrate::{self, sign::SignRequest, Action, MigrateError, Options, Pro
 use crate::repo::Repo;
 
 /// Text shared by `git entire migrate --help` and the man page.
-pub const ABOUT: &str = "Move checkpoints from the legacy entire/checkpoints/v1 branch to per-checkpoint refs";
+pub const ABOUT: &str =
+    "Move checkpoints from the legacy entire/checkpoints/v1 branch to per-checkpoint refs";
 /// Long description for `--help` and the man page.
 pub const LONG_ABOUT: &str = "\
 Reads refs/heads/entire/checkpoints/v1 (or, when there is no local branch, the remote-tracking copy of \
@@ -85,7 +86,11 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
     let report = migrate::run(&repo, &opts, &mut bar);
     bar.clear();
     let report = report.map_err(cli_error)?;
-    for o in report.outcomes.iter().filter(|o| o.action == Action::Failed) {
+    for o in report
+        .outcomes
+        .iter()
+        .filter(|o| o.action == Action::Failed)
+    {
         eprintln!(
             "error: checkpoint {}: {}",
             o.path,
@@ -93,13 +98,18 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         );
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&report)).expect("JSON value serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&report)).expect("JSON value serializes")
+        );
     } else if !g.quiet {
         print_summary(&report);
     }
     match report.count(Action::Failed) {
         0 => Ok(()),
-        n => Err(CliError::user(format!("{n} checkpoint(s) could not be migrated"))),
+        n => Err(CliError::user(format!(
+            "{n} checkpoint(s) could not be migrated"
+        ))),
     }
 }
 
@@ -121,9 +131,16 @@ fn cli_error(e: MigrateError) -> CliError {
 
 fn print_summary(report: &Report) {
     if report.source.is_none() {
-        eprintln!("nothing to migrate: no {} branch (local or remote-tracking)", crate::refname::LEGACY_BRANCH);
+        eprintln!(
+            "nothing to migrate: no {} branch (local or remote-tracking)",
+            crate::refname::LEGACY_BRANCH
+        );
     }
-    let dry = if report.dry_run { " (dry run: nothing written)" } else { "" };
+    let dry = if report.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
     println!(
         "migrated {}, skipped {}, failed {}{dry}",
         report.migrated(),
@@ -174,12 +191,21 @@ impl TermProgress {
         if !self.enabled || self.start.elapsed() < Duration::from_millis(250) {
             return;
         }
-        if self.last.is_some_and(|l| l.elapsed() < Duration::from_millis(100)) {
+        if self
+            .last
+            .is_some_and(|l| l.elapsed() < Duration::from_millis(100))
+        {
             return;
         }
         self.last = Some(Instant::now());
         let line = match self.total {
-            Some(t) if t > 0 => format!("{}: {}/{} ({}%)", self.phase, self.done, t, self.done * 100 / t),
+            Some(t) if t > 0 => format!(
+                "{}: {}/{} ({}%)",
+                self.phase,
+                self.done,
+                t,
+                self.done * 100 / t
+            ),
             _ => format!("{}: {}", self.phase, self.done),
         };
         let mut err = std::io::stderr().lock();

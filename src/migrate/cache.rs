@@ -51,7 +51,7 @@ impl Cache {
         let head = header(hash);
         let n = hash.len_in_bytes();
         let body = bytes.strip_prefix(head.as_slice())?;
-        if body.len() < n || (body.len() - n) % (2 * n) != 0 {
+        if body.len() < n || !(body.len() - n).is_multiple_of(2 * n) {
             return None;
         }
         let (records, checksum) = body.split_at(body.len() - n);
@@ -60,7 +60,12 @@ impl Cache {
         }
         let map = records
             .chunks_exact(2 * n)
-            .map(|r| (ObjectId::from_bytes_or_panic(&r[..n]), ObjectId::from_bytes_or_panic(&r[n..])))
+            .map(|r| {
+                (
+                    ObjectId::from_bytes_or_panic(&r[..n]),
+                    ObjectId::from_bytes_or_panic(&r[n..]),
+                )
+            })
             .collect();
         Some(Cache { map })
     }
@@ -95,7 +100,10 @@ impl Cache {
 fn checksum_of(len: usize, bytes: &[u8], hash: gix::hash::Kind) -> Vec<u8> {
     let mut h = gix::hash::hasher(hash);
     h.update(&bytes[..len]);
-    h.try_finalize().expect("hashing cannot fail").as_slice().to_vec()
+    h.try_finalize()
+        .expect("hashing cannot fail")
+        .as_slice()
+        .to_vec()
 }
 
 #[cfg(test)]

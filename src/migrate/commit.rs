@@ -28,7 +28,11 @@ pub struct People {
 
 impl People {
     /// The operator's identities, with an optional `--author` override.
-    pub fn new(author: &Identity, committer: &Identity, author_override: Option<(String, String)>) -> Self {
+    pub fn new(
+        author: &Identity,
+        committer: &Identity,
+        author_override: Option<(String, String)>,
+    ) -> Self {
         People {
             author: author_override.unwrap_or_else(|| (author.name.clone(), author.email.clone())),
             committer: (committer.name.clone(), committer.email.clone()),

@@ -61,70 +61,127 @@ fn read_commit(repo: &gix::Repository, id: ObjectId) -> Result<Option<CommitInfo
     }))
 }
 
-/// Entries `(name, id, is_tree)` of a tree, in git's order.
-type Entries = Vec<(BString, ObjectId, bool)>;
+/// A tree's raw bytes with an index of its entries: one allocation per tree, names and IDs borrowed from it.
+struct RawTree {
+    data: Vec<u8>,
+    /// Per entry: start of its name, length of its name, whether it is a tree.
+    entries: Vec<(u32, u16, bool)>,
+    hash_len: usize,
+}
+
+impl RawTree {
+    /// Index `data` (git's tree encoding: `<octal mode> <name>\0<id>` repeated); `None` if malformed.
+    fn parse(data: Vec<u8>, hash_len: usize) -> Option<Self> {
+        let mut entries = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let space = pos + data[pos..].iter().position(|&b| b == b' ')?;
+            let nul = space + 1 + data[space + 1..].iter().position(|&b| b == 0)?;
+            if nul + 1 + hash_len > data.len() {
+                return None;
+            }
+            let is_tree = &data[pos..space] == b"40000";
+            entries.push((
+                u32::try_from(space + 1).ok()?,
+                u16::try_from(nul - space - 1).ok()?,
+                is_tree,
+            ));
+            pos = nul + 1 + hash_len;
+        }
+        Some(RawTree {
+            data,
+            entries,
+            hash_len,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        let (start, len, _) = self.entries[i];
+        &self.data[start as usize..start as usize + len as usize]
+    }
+
+    fn is_tree(&self, i: usize) -> bool {
+        self.entries[i].2
+    }
+
+    fn id(&self, i: usize) -> ObjectId {
+        let (start, len, _) = self.entries[i];
+        let at = start as usize + len as usize + 1;
+        ObjectId::from_bytes_or_panic(&self.data[at..at + self.hash_len])
+    }
+
+    /// The ID of the subtree `name`, by binary search in git's order.
+    fn lookup(&self, name: &[u8]) -> Option<ObjectId> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match git_cmp((self.name(mid), self.is_tree(mid)), (name, true)) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(self.id(mid)),
+            }
+        }
+        None
+    }
+}
 
 /// git's tree-entry order: names compared bytewise, a tree's name as if followed by `/`.
 fn git_cmp(a: (&[u8], bool), b: (&[u8], bool)) -> Ordering {
     let n = a.0.len().min(b.0.len());
     a.0[..n].cmp(&b.0[..n]).then_with(|| {
         let next = |(name, is_tree): (&[u8], bool)| {
-            name.get(n).copied().unwrap_or(if is_tree { b'/' } else { 0 })
+            name.get(n)
+                .copied()
+                .unwrap_or(if is_tree { b'/' } else { 0 })
         };
         next(a).cmp(&next(b))
     })
 }
 
-/// The entry of `entries` named `name` (a tree), by binary search in git's order.
-fn lookup(entries: &Entries, name: &[u8]) -> Option<ObjectId> {
-    entries
-        .binary_search_by(|e| git_cmp((e.0.as_slice(), e.2), (name, true)))
-        .ok()
-        .map(|i| entries[i].1)
-}
-
-/// Entries of `new` that are absent from `old` or differ there (a lockstep walk of two sorted lists).
-fn changed<'a>(new: &'a Entries, old: Option<&Entries>) -> Vec<&'a (BString, ObjectId, bool)> {
+/// Indices of entries of `new` that are absent from `old` or differ there (a lockstep walk).
+fn changed(new: &RawTree, old: Option<&RawTree>) -> Vec<usize> {
     let Some(old) = old else {
-        return new.iter().collect();
+        return (0..new.len()).collect();
     };
     let mut out = Vec::new();
     let mut j = 0;
-    for e in new {
-        while j < old.len() && git_cmp((old[j].0.as_slice(), old[j].2), (e.0.as_slice(), e.2)).is_lt() {
+    for i in 0..new.len() {
+        let key = (new.name(i), new.is_tree(i));
+        while j < old.len() && git_cmp((old.name(j), old.is_tree(j)), key).is_lt() {
             j += 1;
         }
-        if !(j < old.len() && old[j].0 == e.0 && old[j].1 == e.1) {
-            out.push(e);
+        let same = j < old.len() && old.name(j) == key.0 && old.id(j) == new.id(i);
+        if !same {
+            out.push(i);
         }
     }
     out
 }
 
-/// A small cache of decoded trees: a linear history reads each tree as a child's and as a parent's.
+/// A small cache of indexed trees: a linear history reads each tree as a child's and as a parent's.
 struct Trees<'r> {
     repo: &'r gix::Repository,
-    cache: HashMap<ObjectId, Rc<Entries>>,
+    cache: HashMap<ObjectId, Rc<RawTree>>,
 }
 
 impl Trees<'_> {
-    fn get(&mut self, id: ObjectId) -> Result<Rc<Entries>, RepoError> {
+    fn get(&mut self, id: ObjectId) -> Result<Rc<RawTree>, RepoError> {
         if let Some(t) = self.cache.get(&id) {
             return Ok(t.clone());
         }
         let tree = self.repo.find_tree(id).map_err(|_| bad(id, "tree"))?;
-        let decoded = tree.decode().map_err(|_| bad(id, "tree"))?;
-        let entries: Entries = decoded
-            .entries
-            .iter()
-            .map(|e| (e.filename.to_owned(), e.oid.to_owned(), e.mode.is_tree()))
-            .collect();
+        let raw = RawTree::parse(tree.detach().data, id.kind().len_in_bytes())
+            .ok_or_else(|| bad(id, "tree"))?;
         if self.cache.len() >= 256 {
             self.cache.clear();
         }
-        let entries = Rc::new(entries);
-        self.cache.insert(id, entries.clone());
-        Ok(entries)
+        let raw = Rc::new(raw);
+        self.cache.insert(id, raw.clone());
+        Ok(raw)
     }
 }
 
@@ -139,7 +196,10 @@ pub fn last_changed(
     let mut pending: HashMap<BString, HashMap<BString, ObjectId>> = HashMap::new();
     for (path, subtree) in wanted {
         let (shard, rest) = path.split_once('/').expect("v1 paths are <shard>/<rest>");
-        pending.entry(shard.into()).or_default().insert(rest.into(), *subtree);
+        pending
+            .entry(shard.into())
+            .or_default()
+            .insert(rest.into(), *subtree);
     }
     let mut left = wanted.len();
     let mut found = HashMap::with_capacity(wanted.len());
@@ -166,14 +226,12 @@ pub fn last_changed(
         };
         let mut parent_trees = Vec::with_capacity(parents.len());
         for p in parents {
-            if !infos.contains_key(&p) {
-                match read_commit(repo, p)? {
-                    Some(info) => {
-                        heap.push((info.when.committer.seconds, Reverse(p)));
-                        infos.insert(p, info);
-                    }
-                    None => continue, // missing (shallow): treated as absent
-                }
+            if let std::collections::hash_map::Entry::Vacant(slot) = infos.entry(p) {
+                let Some(info) = read_commit(repo, p)? else {
+                    continue; // missing (shallow): treated as absent
+                };
+                heap.push((info.when.committer.seconds, Reverse(p)));
+                slot.insert(info);
             }
             parent_trees.push(infos[&p].tree);
         }
@@ -211,29 +269,39 @@ fn introduced_here(
         return Ok(out);
     }
     let root = trees.get(tree)?;
-    let parent_roots: Vec<Rc<Entries>> = parents.iter().map(|p| trees.get(*p)).collect::<Result<_, _>>()?;
-    for (shard, shard_tree, _) in changed(&root, parent_roots.first().map(|r| &**r)) {
-        let Some(rests) = pending.get(shard) else {
+    let parent_roots: Vec<Rc<RawTree>> = parents
+        .iter()
+        .map(|p| trees.get(*p))
+        .collect::<Result<_, _>>()?;
+    for i in changed(&root, parent_roots.first().map(|r| &**r)) {
+        let Some(rests) = pending.get(root.name(i)) else {
             continue;
         };
-        let parent_shards: Vec<Option<ObjectId>> = parent_roots.iter().map(|r| lookup(r, shard)).collect();
-        if parent_shards.contains(&Some(*shard_tree)) {
+        let shard_tree = root.id(i);
+        let parent_shards: Vec<Option<ObjectId>> = parent_roots
+            .iter()
+            .map(|r| r.lookup(root.name(i)))
+            .collect();
+        if parent_shards.contains(&Some(shard_tree)) {
             continue; // TREESAME to another parent in this shard: introduced on that side
         }
-        let entries = trees.get(*shard_tree)?;
+        let entries = trees.get(shard_tree)?;
         let first = match parent_shards.first().copied().flatten() {
             Some(id) => Some(trees.get(id)?),
             None => None,
         };
-        let others: Vec<Rc<Entries>> = parent_shards
+        let others: Vec<Rc<RawTree>> = parent_shards
             .iter()
             .skip(1)
             .flatten()
             .map(|id| trees.get(*id))
             .collect::<Result<_, _>>()?;
-        for (rest, subtree, _) in changed(&entries, first.as_deref()) {
-            if rests.get(rest) == Some(subtree) && !others.iter().any(|o| lookup(o, rest) == Some(*subtree)) {
-                out.push((shard.clone(), rest.clone()));
+        for j in changed(&entries, first.as_deref()) {
+            let (rest, subtree) = (entries.name(j), entries.id(j));
+            if rests.get(rest) == Some(&subtree)
+                && !others.iter().any(|o| o.lookup(rest) == Some(subtree))
+            {
+                out.push((BString::from(root.name(i)), BString::from(rest)));
             }
         }
     }
@@ -248,32 +316,56 @@ mod tests {
         ObjectId::from_hex(c.to_string().repeat(40).as_bytes()).expect("hex")
     }
 
-    fn entries(list: &[(&str, char, bool)]) -> Entries {
-        list.iter().map(|(n, c, t)| (BString::from(*n), oid(*c), *t)).collect()
+    /// Encode a tree of `(name, id char, is_tree)` the way git does (entries given in git order).
+    fn raw(list: &[(&str, char, bool)]) -> RawTree {
+        let mut data = Vec::new();
+        for (name, c, is_tree) in list {
+            data.extend_from_slice(if *is_tree { b"40000 " } else { b"100644 " });
+            data.extend_from_slice(name.as_bytes());
+            data.push(0);
+            data.extend_from_slice(oid(*c).as_bytes());
+        }
+        RawTree::parse(data, 20).expect("well-formed")
     }
 
     #[test]
     fn git_order_table() {
         // "a.b" (blob) < "a" (tree, compared as "a/") < "a0": '.' (0x2e) < '/' (0x2f) < '0' (0x30).
-        let cases: &[((&str, bool), (&str, bool), Ordering)] = &[
+        type Case = ((&'static str, bool), (&'static str, bool), Ordering);
+        let cases: &[Case] = &[
             (("a.b", false), ("a", true), Ordering::Less),
             (("a", true), ("a0", true), Ordering::Less),
             (("a", false), ("a.b", false), Ordering::Less),
             (("ab", true), ("ab", true), Ordering::Equal),
         ];
         for (a, b, want) in cases {
-            assert_eq!(git_cmp((a.0.as_bytes(), a.1), (b.0.as_bytes(), b.1)), *want, "{a:?} vs {b:?}");
+            assert_eq!(
+                git_cmp((a.0.as_bytes(), a.1), (b.0.as_bytes(), b.1)),
+                *want,
+                "{a:?} vs {b:?}"
+            );
         }
     }
 
     #[test]
     fn changed_and_lookup() {
-        let old = entries(&[("00", 'a', true), ("11", 'b', true), ("33", 'c', true)]);
-        let new = entries(&[("00", 'a', true), ("11", 'd', true), ("22", 'e', true), ("33", 'c', true)]);
-        let names: Vec<&str> = changed(&new, Some(&old)).iter().map(|e| e.0.to_str().expect("utf-8")).collect();
-        assert_eq!(names, ["11", "22"]);
+        let old = raw(&[("00", 'a', true), ("11", 'b', true), ("33", 'c', true)]);
+        let new = raw(&[
+            ("00", 'a', true),
+            ("11", 'd', true),
+            ("22", 'e', true),
+            ("33", 'c', true),
+        ]);
+        let names: Vec<&[u8]> = changed(&new, Some(&old))
+            .into_iter()
+            .map(|i| new.name(i))
+            .collect();
+        assert_eq!(names, [b"11", b"22"]);
         assert_eq!(changed(&new, None).len(), 4);
-        assert_eq!(lookup(&new, b"22"), Some(oid('e')));
-        assert_eq!(lookup(&new, b"44"), None);
+        assert_eq!(new.lookup(b"22"), Some(oid('e')));
+        assert_eq!(new.lookup(b"44"), None);
+        let mixed = raw(&[("a.b", 'a', false), ("a", 'b', true), ("a0", 'c', true)]);
+        assert_eq!(mixed.lookup(b"a"), Some(oid('b')));
+        assert!(RawTree::parse(b"40000 x\0short".to_vec(), 20).is_none());
     }
 }

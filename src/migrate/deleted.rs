@@ -54,7 +54,10 @@ mod tests {
     #[test]
     fn parse_table() {
         let cases: &[(&str, Result<&[&str], ()>)] = &[
-            (r#"{"checkpoint_ids":["92a0e41fd911"]}"#, Ok(&["92a0e41fd911"])),
+            (
+                r#"{"checkpoint_ids":["92a0e41fd911"]}"#,
+                Ok(&["92a0e41fd911"]),
+            ),
             (r#"{"checkpoint_ids":[]}"#, Ok(&[])),
             (r#"{}"#, Ok(&[])),
             (r#"{"checkpoint_ids":"x"}"#, Err(())),

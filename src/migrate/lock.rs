@@ -82,7 +82,10 @@ mod tests {
         let held = MigrateLock::acquire(dir.path()).expect("first acquire");
         let err = MigrateLock::acquire(dir.path()).expect_err("second acquire must fail");
         let msg = err.to_string();
-        assert!(msg.contains(&format!("PID {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains(&format!("PID {}", std::process::id())),
+            "{msg}"
+        );
         assert!(msg.contains(LOCK_FILE), "{msg}");
         drop(held);
         MigrateLock::acquire(dir.path()).expect("free again after drop");

@@ -33,6 +33,7 @@ pub mod dates;
 pub mod deleted;
 pub mod lock;
 pub mod normalize;
+mod odb;
 pub mod pack;
 pub mod plan;
 pub mod refs;
@@ -150,6 +151,8 @@ pub enum MigrateError {
     Commit(#[from] commit::CommitError),
     #[error(transparent)]
     Deleted(#[from] deleted::DeletedError),
-    #[error("this repository stores refs in reftable format, which the migration does not support yet")]
+    #[error(
+        "this repository stores refs in reftable format, which the migration does not support yet"
+    )]
     Reftable,
 }

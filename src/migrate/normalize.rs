@@ -33,7 +33,9 @@ pub enum NormalizeError {
     Metadata(#[from] MetadataError),
     #[error("metadata.json has no checkpoint_id")]
     MissingId,
-    #[error("metadata.json says checkpoint_id {found:?} but it is stored at the path of {expected}")]
+    #[error(
+        "metadata.json says checkpoint_id {found:?} but it is stored at the path of {expected}"
+    )]
     IdMismatch { found: String, expected: String },
 }
 
@@ -75,7 +77,9 @@ pub fn normalize_root(bytes: &[u8], id: &CheckpointId) -> Result<Vec<u8>, Normal
     if !root.contains_key("cli_version") {
         root.insert("cli_version".into(), MIGRATED_CLI_VERSION.into());
     }
-    Ok(metadata::to_go_json(&metadata::sorted_keys(&Value::Object(root))))
+    Ok(metadata::to_go_json(&metadata::sorted_keys(
+        &Value::Object(root),
+    )))
 }
 
 #[cfg(test)]
@@ -87,7 +91,8 @@ mod tests {
     }
 
     fn norm(input: &str) -> String {
-        String::from_utf8(normalize_root(input.as_bytes(), &id()).expect("normalizes")).expect("utf-8")
+        String::from_utf8(normalize_root(input.as_bytes(), &id()).expect("normalizes"))
+            .expect("utf-8")
     }
 
     #[test]
@@ -137,7 +142,9 @@ mod tests {
             (r#"{"checkpoint_id":12}"#, "\"12\""),
         ];
         for (input, want) in cases {
-            let err = normalize_root(input.as_bytes(), &id()).expect_err(input).to_string();
+            let err = normalize_root(input.as_bytes(), &id())
+                .expect_err(input)
+                .to_string();
             assert!(err.contains(want), "{input}: {err}");
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! Invariants:
 //! - [`ObjectSet`] computes every ID in memory (`--dry-run` stops there: nothing touches the disk).
-//! - The pack is written to `objects/pack/tmp_entire-migrate.{pack,idx}`, fsynced, then renamed to
+//! - The pack is written to `objects/pack/tmp_entire-migrate.{pack,idx}`, both fsynced (as git does by
+//!   default for packs), then renamed to
 //!   `pack-<checksum>.pack` and only then `pack-<checksum>.idx`. git only looks at packs through their `.idx`,
 //!   so a crash at any point leaves either no visible pack or a complete one; a leftover temporary or orphan
 //!   `.pack` is harmless and the next run (under the migration lock) removes the temporaries.
@@ -136,10 +137,6 @@ pub fn write(
     let idx = dir.join(format!("{stem}.idx"));
     fs::rename(&tmp_pack, &pack).map_err(err(&pack))?;
     fs::rename(&tmp_idx, &idx).map_err(err(&idx))?;
-    // Make the renames durable too (best effort: not every file system supports fsync on directories).
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
     Ok(Some(pack))
 }
 
@@ -221,7 +218,13 @@ fn write_pack(
         out.write_all(&raw)?;
         progress(i + 1);
     }
-    let checksum = out.hasher.clone().try_finalize().expect("hashing cannot fail").as_slice().to_vec();
+    let checksum = out
+        .hasher
+        .clone()
+        .try_finalize()
+        .expect("hashing cannot fail")
+        .as_slice()
+        .to_vec();
     let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
     file.write_all(&checksum)?;
     file.sync_all()?;
@@ -238,7 +241,11 @@ fn deflate(compress: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> io::Resul
         let consumed = compress.total_in() as usize;
         let produced = compress.total_out() as usize;
         let status = compress
-            .compress(&data[consumed..], &mut out[start + produced..], FlushCompress::Finish)
+            .compress(
+                &data[consumed..],
+                &mut out[start + produced..],
+                FlushCompress::Finish,
+            )
             .map_err(io::Error::other)?;
         if matches!(status, Status::StreamEnd) {
             out.truncate(start + compress.total_out() as usize);
@@ -255,7 +262,7 @@ fn write_index(
     mut entries: Vec<Entry>,
     pack_checksum: &[u8],
 ) -> io::Result<()> {
-    entries.sort_by(|a, b| a.id.cmp(&b.id));
+    entries.sort_by_key(|e| e.id);
     let file = File::create(path)?;
     let mut out = Hashing {
         inner: BufWriter::with_capacity(1 << 20, file),
@@ -293,7 +300,11 @@ fn write_index(
         out.write_all(&offset.to_be_bytes())?;
     }
     out.write_all(pack_checksum)?;
-    let checksum = out.hasher.clone().try_finalize().expect("hashing cannot fail");
+    let checksum = out
+        .hasher
+        .clone()
+        .try_finalize()
+        .expect("hashing cannot fail");
     let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
     file.write_all(checksum.as_slice())?;
     file.sync_all()

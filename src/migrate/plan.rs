@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use gix::objs::{tree, Kind, Tree};
 
 use crate::id::CheckpointId;
-use crate::repo::{ObjectId, Repo, RepoError};
+use crate::repo::{ObjectId, RepoError};
 
 use super::cache::Cache;
 use super::normalize::normalize_root;
@@ -63,7 +63,8 @@ pub struct Planned {
 
 /// Inputs of planning besides the checkpoints themselves.
 pub struct Context<'a> {
-    pub repo: &'a Repo,
+    /// Object access (a [`super::odb::tuned`] handle).
+    pub odb: &'a gix::Repository,
     pub existing: &'a HashMap<CheckpointId, Existing>,
     pub cache: &'a Cache,
     pub force: bool,
@@ -71,7 +72,11 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// Plan one checkpoint, adding any new blob/tree to `objects`.
-    pub fn plan(&self, cp: &LegacyCheckpoint, objects: &mut ObjectSet) -> Result<Planned, RepoError> {
+    pub fn plan(
+        &self,
+        cp: &LegacyCheckpoint,
+        objects: &mut ObjectSet,
+    ) -> Result<Planned, RepoError> {
         let existing = self.existing.get(&cp.id);
         let planned = |step| Planned {
             id: cp.id.clone(),
@@ -86,7 +91,7 @@ impl Context<'_> {
                 }));
             }
         }
-        let tree = match normalized_tree(self.repo.gix(), &cp.id, cp.subtree, objects)? {
+        let tree = match normalized_tree(self.odb, &cp.id, cp.subtree, objects)? {
             Ok(tree) => tree,
             Err(reason) => return Ok(planned(Step::Fail { reason })),
         };
@@ -106,7 +111,7 @@ impl Context<'_> {
                 tree,
             }));
         }
-        let step = match chain_contains(self.repo.gix(), e.commit, tree)? {
+        let step = match chain_contains(self.odb, e.commit, tree)? {
             Some(true) => Step::Skip {
                 ref_name: e.ref_name.clone(),
                 commit: e.commit,
@@ -129,7 +134,11 @@ impl Context<'_> {
 }
 
 /// Whether `tip`'s first-parent chain has a commit with `tree`; `None` if `tip` itself is missing.
-fn chain_contains(repo: &gix::Repository, tip: ObjectId, tree: ObjectId) -> Result<Option<bool>, RepoError> {
+fn chain_contains(
+    repo: &gix::Repository,
+    tip: ObjectId,
+    tree: ObjectId,
+) -> Result<Option<bool>, RepoError> {
     let mut current = Some(tip);
     let mut depth = 0;
     while let Some(id) = current {
@@ -168,7 +177,11 @@ fn normalized_tree(
         .decode()
         .map_err(|_| bad("tree"))?
         .into();
-    let Some(meta) = legacy.entries.iter().find(|e| e.filename == "metadata.json") else {
+    let Some(meta) = legacy
+        .entries
+        .iter()
+        .find(|e| e.filename == "metadata.json")
+    else {
         return Ok(Err("missing metadata.json".into()));
     };
     if !meta.mode.is_blob() {
@@ -188,7 +201,11 @@ fn normalized_tree(
     }
     let new_blob = objects.add_raw(Kind::Blob, normalized);
     let mut tree = legacy;
-    for e in tree.entries.iter_mut().filter(|e| e.filename == "metadata.json") {
+    for e in tree
+        .entries
+        .iter_mut()
+        .filter(|e| e.filename == "metadata.json")
+    {
         *e = tree::Entry {
             mode: e.mode,
             filename: e.filename.clone(),

@@ -88,7 +88,10 @@ pub fn recover(common_dir: &Path) -> Result<(), RefsError> {
     let lock = common_dir.join("packed-refs.lock");
     if let (Ok(t), Ok(l)) = (fs::metadata(&tmp), fs::metadata(&lock)) {
         if same_file(&t, &l) {
-            tracing::warn!("removing {} left by an interrupted migration", lock.display());
+            tracing::warn!(
+                "removing {} left by an interrupted migration",
+                lock.display()
+            );
             fs::remove_file(&lock).map_err(io_err(&lock))?;
         }
     }
@@ -214,8 +217,9 @@ fn write_packed(common: &Path, writes: &[&RefWrite]) -> Result<Vec<Conflict>, Re
             line,
         })?;
         let (content, conflicts) = parsed.merge(writes);
+        // Like git (whose default core.fsync leaves refs out), no fsync here: the objects the refs name are
+        // already durable, and a rename never exposes a partially written file.
         file.write_all(&content).map_err(io_err(&lock))?;
-        file.sync_all().map_err(io_err(&lock))?;
         fs::rename(&lock, &path).map_err(io_err(&path))?;
         Ok(conflicts)
     })();
@@ -301,7 +305,9 @@ impl<'a> Packed<'a> {
         }
         updates.sort_by(|a, b| a.0.cmp(b.0));
         updates.dedup_by(|a, b| a.0 == b.0);
-        let mut out = Vec::with_capacity(self.refs.iter().map(|r| r.1.len()).sum::<usize>() + updates.len() * 90);
+        let mut out = Vec::with_capacity(
+            self.refs.iter().map(|r| r.1.len()).sum::<usize>() + updates.len() * 90,
+        );
         if self.had_header {
             out.extend_from_slice(b"# pack-refs with:");
             for t in &self.traits {
@@ -371,18 +377,29 @@ mod tests {
         // (existing file, writes, expected file, number of conflicts)
         let cases: Vec<(String, Vec<RefWrite>, String, usize)> = vec![
             // New file gets git's default header.
-            (String::new(), vec![write("refs/x", None, a)], format!("{header}{a} refs/x\n"), 0),
+            (
+                String::new(),
+                vec![write("refs/x", None, a)],
+                format!("{header}{a} refs/x\n"),
+                0,
+            ),
             // Insert keeps order and peel lines; replace honours expected.
             (
                 format!("{header}{a} refs/heads/main\n{tag}"),
-                vec![write("refs/m", None, c), write("refs/heads/main", Some(a), b)],
+                vec![
+                    write("refs/m", None, c),
+                    write("refs/heads/main", Some(a), b),
+                ],
                 format!("{header}{b} refs/heads/main\n{c} refs/m\n{tag}"),
                 0,
             ),
             // Wrong expectations: nothing changes, two conflicts.
             (
                 format!("{header}{a} refs/heads/main\n"),
-                vec![write("refs/heads/main", None, b), write("refs/heads/x", Some(a), b)],
+                vec![
+                    write("refs/heads/main", None, b),
+                    write("refs/heads/x", Some(a), b),
+                ],
                 format!("{header}{a} refs/heads/main\n"),
                 2,
             ),
@@ -404,7 +421,11 @@ mod tests {
             let parsed = Packed::parse(existing.as_bytes()).expect("parses");
             let refs: Vec<&RefWrite> = writes.iter().collect();
             let (got, conflicts) = parsed.merge(&refs);
-            assert_eq!(String::from_utf8(got).expect("utf-8"), want, "from {existing:?}");
+            assert_eq!(
+                String::from_utf8(got).expect("utf-8"),
+                want,
+                "from {existing:?}"
+            );
             assert_eq!(conflicts.len(), n_conflicts, "from {existing:?}");
         }
     }
@@ -412,6 +433,9 @@ mod tests {
     #[test]
     fn malformed_lines_are_refused() {
         assert_eq!(Packed::parse(b"^abc\n").err(), Some(1));
-        assert_eq!(Packed::parse(b"# pack-refs with: sorted \nnospace\n").err(), Some(2));
+        assert_eq!(
+            Packed::parse(b"# pack-refs with: sorted \nnospace\n").err(),
+            Some(2)
+        );
     }
 }

@@ -16,10 +16,20 @@ use super::plan::{self, Existing, Planned, Step};
 use super::refs::{self, RefWrite};
 use super::sign::Signer;
 use super::source::{self, Failure, LegacyCheckpoint};
-use super::{dates, deleted, Action, MigrateError, Options, Outcome, Progress, Report};
+use super::{dates, deleted, odb, Action, MigrateError, Options, Outcome, Progress, Report};
 
 /// Migrate the legacy branch of `repo` into per-checkpoint refs.
-pub fn run(repo: &Repo, opts: &Options, progress: &mut dyn Progress) -> Result<Report, MigrateError> {
+pub fn run(
+    repo: &Repo,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Report, MigrateError> {
+    let mut timed = Timed {
+        inner: progress,
+        start: std::time::Instant::now(),
+        phase: "start",
+    };
+    let progress: &mut dyn Progress = &mut timed;
     if repo
         .config_string("extensions.refStorage")
         .is_some_and(|v| v.eq_ignore_ascii_case("reftable"))
@@ -45,10 +55,12 @@ pub fn run(repo: &Repo, opts: &Options, progress: &mut dyn Progress) -> Result<R
     };
     report.source = Some(source.clone());
     progress.phase("reading legacy branch", None);
-    let (legacy, failures) = source::scan(repo, repo.commit_tree(source.tip)?)?;
+    let odb = odb::tuned(repo);
+    let (legacy, failures) = source::scan(&odb, repo.commit_tree(source.tip)?)?;
     let deleted = deleted::load(&common)?;
-    let (legacy, tombstoned): (Vec<_>, Vec<_>) =
-        legacy.into_iter().partition(|c| !deleted.contains(c.id.as_str()));
+    let (legacy, tombstoned): (Vec<_>, Vec<_>) = legacy
+        .into_iter()
+        .partition(|c| !deleted.contains(c.id.as_str()));
     let existing = existing_refs(repo)?;
     let hash = repo.gix().object_hash();
     let cache = match opts.force {
@@ -57,7 +69,7 @@ pub fn run(repo: &Repo, opts: &Options, progress: &mut dyn Progress) -> Result<R
     };
     let mut objects = ObjectSet::new(hash);
     let ctx = plan::Context {
-        repo,
+        odb: &odb,
         existing: &existing,
         cache: &cache,
         force: opts.force,
@@ -68,7 +80,15 @@ pub fn run(repo: &Repo, opts: &Options, progress: &mut dyn Progress) -> Result<R
         planned.push(ctx.plan(cp, &mut objects)?);
         progress.advance(n + 1);
     }
-    let (commits, signed) = make_commits(repo, opts, source.tip, &planned, &mut objects, progress)?;
+    let (commits, signed) = make_commits(
+        repo,
+        &odb,
+        opts,
+        source.tip,
+        &planned,
+        &mut objects,
+        progress,
+    )?;
     report.signed = signed;
     let mut result = assemble(planned, &commits, failures, &tombstoned);
     if opts.dry_run {
@@ -76,12 +96,47 @@ pub fn run(repo: &Repo, opts: &Options, progress: &mut dyn Progress) -> Result<R
         return Ok(report);
     }
     publish(repo, &mut result, &mut objects, &mut report, progress)?;
-    let pairs: HashMap<ObjectId, ObjectId> = result.cache_pairs;
-    if let Err(e) = Cache::save(&common, hash, &pairs) {
-        tracing::warn!("cannot save the migration cache (the next run will be slower): {e}");
+    if result.cache_pairs != cache.map {
+        if let Err(e) = Cache::save(&common, hash, &result.cache_pairs) {
+            tracing::warn!("cannot save the migration cache (the next run will be slower): {e}");
+        }
     }
     report.outcomes = result.outcomes;
     Ok(report)
+}
+
+/// Logs how long each phase took (`ENTIRE_LOG=debug`).
+struct Timed<'a> {
+    inner: &'a mut dyn Progress,
+    start: std::time::Instant,
+    phase: &'static str,
+}
+
+impl Progress for Timed<'_> {
+    fn phase(&mut self, name: &'static str, total: Option<usize>) {
+        tracing::debug!(
+            phase = self.phase,
+            ms = self.start.elapsed().as_secs_f64() * 1e3,
+            "migrate phase done"
+        );
+        self.phase = name;
+        self.start = std::time::Instant::now();
+        self.inner.phase(name, total);
+    }
+
+    fn advance(&mut self, done: usize) {
+        self.inner.advance(done);
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        tracing::debug!(
+            phase = self.phase,
+            ms = self.start.elapsed().as_secs_f64() * 1e3,
+            "migrate phase done"
+        );
+    }
 }
 
 fn objects_dir(repo: &Repo) -> PathBuf {
@@ -97,7 +152,13 @@ fn existing_refs(repo: &Repo) -> Result<HashMap<CheckpointId, Existing>, Migrate
         };
         let canonical = refname::ref_name(&id) == name;
         if canonical || !out.contains_key(&id) {
-            out.insert(id, Existing { ref_name: name, commit });
+            out.insert(
+                id,
+                Existing {
+                    ref_name: name,
+                    commit,
+                },
+            );
         }
     }
     Ok(out)
@@ -106,6 +167,7 @@ fn existing_refs(repo: &Repo) -> Result<HashMap<CheckpointId, Existing>, Migrate
 /// Date, sign and hash the new commits; returns checkpoint ID → commit, and whether they are signed.
 fn make_commits(
     repo: &Repo,
+    odb: &gix::Repository,
     opts: &Options,
     tip: ObjectId,
     planned: &[Planned],
@@ -121,9 +183,7 @@ fn make_commits(
         return Ok((HashMap::new(), false));
     }
     progress.phase("reading legacy history", None);
-    let mut walk = repo.gix().clone();
-    walk.object_cache_size_if_unset(64 << 20);
-    let when = dates::last_changed(&walk, tip, &wanted, &mut |n| progress.advance(n))?;
+    let when = dates::last_changed(odb, tip, &wanted, &mut |n| progress.advance(n))?;
     let (author, committer) = (repo.author(), repo.committer());
     let people = People::new(&author, &committer, opts.author.clone());
     let signer = match opts.dry_run {
@@ -134,12 +194,21 @@ fn make_commits(
         }
     };
     progress.phase(
-        if signer.is_some() { "signing commits" } else { "creating commits" },
+        if signer.is_some() {
+            "signing commits"
+        } else {
+            "creating commits"
+        },
         Some(planned.len()),
     );
-    let commits = commit::build(planned, &when, &people, signer.as_ref(), objects, &mut |n| {
-        progress.advance(n)
-    })?;
+    let commits = commit::build(
+        planned,
+        &when,
+        &people,
+        signer.as_ref(),
+        objects,
+        &mut |n| progress.advance(n),
+    )?;
     Ok((commits, signer.is_some()))
 }
 
@@ -168,7 +237,9 @@ fn assemble(
         let path = p.id.v1_path();
         let id = Some(p.id.to_string());
         let (action, ref_name, commit, reason) = match p.step {
-            Step::Skip { ref_name, commit } => (Action::Skipped, Some(ref_name), Some(commit), None),
+            Step::Skip { ref_name, commit } => {
+                (Action::Skipped, Some(ref_name), Some(commit), None)
+            }
             Step::Commit {
                 ref_name, expected, ..
             } => {
@@ -234,7 +305,17 @@ fn publish(
     report: &mut Report,
     progress: &mut dyn Progress,
 ) -> Result<(), MigrateError> {
-    objects.retain_missing(|id| repo.has_object(id));
+    // New objects only pre-exist when an interrupted run wrote its pack (all of them at once): probe one
+    // commit, and only if it exists filter everything (each lookup miss costs a stat of a loose path).
+    let mut odb = repo.gix().clone();
+    odb.objects.refresh_never(); // a miss would otherwise rescan the pack directory
+    let probe = objects
+        .objects()
+        .iter()
+        .find(|o| o.kind == gix::objs::Kind::Commit);
+    if probe.is_some_and(|o| odb.has_object(o.id)) {
+        objects.retain_missing(|id| odb.has_object(id));
+    }
     progress.phase("writing objects", Some(objects.len()));
     pack::write(&objects_dir(repo), objects, &mut |n| progress.advance(n))?;
     report.objects_written = objects.len();
@@ -253,7 +334,11 @@ fn publish(
     };
     progress.advance(a.writes.len());
     for c in conflicts {
-        if let Some(o) = a.outcomes.iter_mut().find(|o| o.ref_name.as_deref() == Some(&c.name)) {
+        if let Some(o) = a
+            .outcomes
+            .iter_mut()
+            .find(|o| o.ref_name.as_deref() == Some(&c.name))
+        {
             let show = |v: Option<ObjectId>| v.map_or("nothing".to_string(), |id| id.to_string());
             o.action = Action::Failed;
             o.reason = Some(format!(

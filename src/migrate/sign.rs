@@ -47,7 +47,9 @@ pub enum SignError {
     },
     #[error("signing with {program:?} failed: {stderr}")]
     Failed { program: String, stderr: String },
-    #[error("gpg.format is ssh but neither user.signingKey nor gpg.ssh.defaultKeyCommand is configured")]
+    #[error(
+        "gpg.format is ssh but neither user.signingKey nor gpg.ssh.defaultKeyCommand is configured"
+    )]
     NoSshKey,
     #[error("unsupported gpg.format {0:?} (expected openpgp, x509 or ssh)")]
     Format(String),
@@ -76,7 +78,8 @@ struct Temp(PathBuf);
 impl Temp {
     fn write(data: &[u8]) -> Result<Temp, SignError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("entire-migrate-sign-{}-{n}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("entire-migrate-sign-{}-{n}", std::process::id()));
         std::fs::write(&path, data).map_err(|source| SignError::Temp {
             path: path.clone(),
             source,
@@ -94,7 +97,10 @@ impl Drop for Temp {
 
 fn expand_home(path: &str) -> String {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest).to_string_lossy().into_owned(),
+        (Some(rest), Some(home)) => PathBuf::from(home)
+            .join(rest)
+            .to_string_lossy()
+            .into_owned(),
         _ => path.to_string(),
     }
 }
@@ -102,7 +108,11 @@ fn expand_home(path: &str) -> String {
 impl Signer {
     /// The signer to use for `request` in `repo`, or `None` for unsigned commits. `ident` is the committer's
     /// `Name <email>`, gpg's default key.
-    pub fn resolve(repo: &Repo, request: &SignRequest, ident: &str) -> Result<Option<Signer>, SignError> {
+    pub fn resolve(
+        repo: &Repo,
+        request: &SignRequest,
+        ident: &str,
+    ) -> Result<Option<Signer>, SignError> {
         let config = repo.gix().config_snapshot();
         let key = match request {
             SignRequest::Off => return Ok(None),
@@ -114,7 +124,9 @@ impl Signer {
                 repo.config_string("user.signingKey")
             }
         };
-        let format = repo.config_string("gpg.format").unwrap_or_else(|| "openpgp".into());
+        let format = repo
+            .config_string("gpg.format")
+            .unwrap_or_else(|| "openpgp".into());
         let program = |keys: &[&str], default: &str| {
             keys.iter()
                 .find_map(|k| repo.config_string(k))
@@ -157,7 +169,9 @@ impl Signer {
                 Ok(out.stdout)
             }
             Signer::Ssh { program, key } => {
-                let literal = key.strip_prefix("key::").or(key.starts_with("ssh-").then_some(key.as_str()));
+                let literal = key
+                    .strip_prefix("key::")
+                    .or(key.starts_with("ssh-").then_some(key.as_str()));
                 let key_file = match literal {
                     Some(k) => KeyFile::Temp(Temp::write(k.as_bytes())?),
                     None => KeyFile::Path(expand_home(key)),
@@ -195,25 +209,41 @@ impl KeyFile {
 }
 
 fn default_ssh_key(repo: &Repo) -> Result<String, SignError> {
-    let command = repo.config_string("gpg.ssh.defaultKeyCommand").ok_or(SignError::NoSshKey)?;
+    let command = repo
+        .config_string("gpg.ssh.defaultKeyCommand")
+        .ok_or(SignError::NoSshKey)?;
     let out = run("sh", &["-c", &command], None)?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
-        .map(|l| if l.starts_with("ssh-") { l } else { format!("key::{l}") })
+        .map(|l| {
+            if l.starts_with("ssh-") {
+                l
+            } else {
+                format!("key::{l}")
+            }
+        })
         .ok_or(SignError::NoSshKey)
 }
 
-fn run(program: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<std::process::Output, SignError> {
+fn run(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Result<std::process::Output, SignError> {
     let spawn = |source| SignError::Spawn {
         program: program.to_string(),
         source,
     };
     let mut child = Command::new(program)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -70,22 +70,38 @@ pub fn find(repo: &Repo) -> Result<Option<Source>, RepoError> {
 }
 
 /// `(name, id, is_tree)` of every entry of `tree`.
-pub(crate) fn entries(repo: &Repo, tree: ObjectId) -> Result<Vec<(String, ObjectId, bool)>, RepoError> {
-    Ok(repo
-        .tree_entries(tree)?
-        .into_iter()
-        .map(|e| (e.name, e.id, e.is_tree))
+fn entries(
+    odb: &gix::Repository,
+    tree: ObjectId,
+) -> Result<Vec<(String, ObjectId, bool)>, RepoError> {
+    let bad = || RepoError::BadObject {
+        what: "reading the legacy branch".into(),
+        id: tree,
+        kind: "tree",
+    };
+    let t = odb.find_tree(tree).map_err(|_| bad())?;
+    let decoded = t.decode().map_err(|_| bad())?;
+    Ok(decoded
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.filename.to_str_lossy().into_owned(),
+                e.oid.to_owned(),
+                e.mode.is_tree(),
+            )
+        })
         .collect())
 }
 
 /// All checkpoints of the legacy tree `root`, sorted by ID, plus the entries that are not valid checkpoints.
 pub fn scan(
-    repo: &Repo,
+    odb: &gix::Repository,
     root: ObjectId,
 ) -> Result<(Vec<LegacyCheckpoint>, Vec<Failure>), RepoError> {
     let mut found = Vec::new();
     let mut failures = Vec::new();
-    for (shard, shard_tree, is_tree) in entries(repo, root)? {
+    for (shard, shard_tree, is_tree) in entries(odb, root)? {
         if !is_tree {
             continue;
         }
@@ -97,7 +113,7 @@ pub fn scan(
             });
             continue;
         }
-        for (rest, subtree, is_tree) in entries(repo, shard_tree)? {
+        for (rest, subtree, is_tree) in entries(odb, shard_tree)? {
             let path = format!("{shard}/{rest}");
             match classify(&shard, &rest, is_tree) {
                 Ok(id) => found.push(LegacyCheckpoint { id, subtree }),
@@ -123,7 +139,10 @@ fn classify(
         ));
     }
     if !is_tree {
-        return Err((Some(id.to_string()), "a file where a checkpoint directory belongs".into()));
+        return Err((
+            Some(id.to_string()),
+            "a file where a checkpoint directory belongs".into(),
+        ));
     }
     Ok(id)
 }
@@ -136,7 +155,12 @@ mod tests {
     fn classify_table() {
         let cases: &[(&str, &str, bool, Result<&str, &str>)] = &[
             ("92", "a0e41fd911", true, Ok("92a0e41fd911")),
-            ("01", "KVBJCWYA4YW6J5M9GP655HZN", true, Ok("01KVBJCWYA4YW6J5M9GP655HZN")),
+            (
+                "01",
+                "KVBJCWYA4YW6J5M9GP655HZN",
+                true,
+                Ok("01KVBJCWYA4YW6J5M9GP655HZN"),
+            ),
             ("92", "a0e41fd911", false, Err("a file where")),
             ("92", "A0E41FD911", true, Err("lowercase hex")),
             ("92", "a0e41fd9", true, Err("expected 12 lowercase hex")),
@@ -146,7 +170,9 @@ mod tests {
             let got = classify(shard, rest, *is_tree);
             match (want, got) {
                 (Ok(w), Ok(id)) => assert_eq!(id.as_str(), *w),
-                (Err(w), Err((_, reason))) => assert!(reason.contains(w), "{shard}/{rest}: {reason}"),
+                (Err(w), Err((_, reason))) => {
+                    assert!(reason.contains(w), "{shard}/{rest}: {reason}")
+                }
                 (w, g) => panic!("{shard}/{rest}: want {w:?}, got {g:?}"),
             }
         }

@@ -1,5 +1,6 @@
 //! The one integration-test binary. Every module listed here is checked against the files on disk.
 mod env;
+mod migrate;
 mod queue;
 mod store;
 
