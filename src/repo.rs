@@ -82,6 +82,13 @@ impl Identity {
     }
 }
 
+/// Which of git's two identities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Author,
+    Committer,
+}
+
 /// One entry of a tree, as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
@@ -160,6 +167,29 @@ impl Repo {
     /// upstream's fallback, at "now" (or `GIT_AUTHOR_DATE`).
     pub fn author(&self) -> Identity {
         identity(self.repo.author())
+    }
+
+    /// Name and email of the operator as author or committer, resolved as git does (`GIT_<ROLE>_NAME` and
+    /// `_EMAIL`, then `<role>.name`/`.email`, then `user.*`, then `EMAIL` for the address, then upstream's
+    /// fallback), without determining a date: for callers that bring their own dates, and cheaper than
+    /// [`Repo::author`]/[`Repo::committer`] (gix resolves "now" in the local time zone eagerly, which reads the
+    /// whole time zone database).
+    pub fn person(&self, role: Role) -> (String, String) {
+        let (env, section) = match role {
+            Role::Author => ("AUTHOR", "author"),
+            Role::Committer => ("COMMITTER", "committer"),
+        };
+        let lookup = |field: &str, upper: &str| {
+            std::env::var(format!("GIT_{env}_{upper}"))
+                .ok()
+                .or_else(|| self.config_string(&format!("{section}.{field}")))
+                .or_else(|| self.config_string(&format!("user.{field}")))
+        };
+        let name = lookup("name", "NAME").unwrap_or_else(|| "Unknown".into());
+        let email = lookup("email", "EMAIL")
+            .or_else(|| std::env::var("EMAIL").ok())
+            .unwrap_or_else(|| "unknown@local".into());
+        (name, email)
     }
 
     /// Value of a ref (peeled to its direct target), `None` if it does not exist.

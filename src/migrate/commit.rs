@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use gix::objs::{Commit, WriteTo};
 
-use crate::repo::{Identity, ObjectId, RepoError};
+use crate::repo::{ObjectId, Repo, RepoError, Role};
 
 use super::dates::When;
 use super::pack::ObjectSet;
@@ -27,15 +27,11 @@ pub struct People {
 }
 
 impl People {
-    /// The operator's identities, with an optional `--author` override.
-    pub fn new(
-        author: &Identity,
-        committer: &Identity,
-        author_override: Option<(String, String)>,
-    ) -> Self {
+    /// The operator's identities in `repo`, with an optional `--author` override.
+    pub fn of(repo: &Repo, author_override: Option<(String, String)>) -> Self {
         People {
-            author: author_override.unwrap_or_else(|| (author.name.clone(), author.email.clone())),
-            committer: (committer.name.clone(), committer.email.clone()),
+            author: author_override.unwrap_or_else(|| repo.person(Role::Author)),
+            committer: repo.person(Role::Committer),
         }
     }
 }

@@ -108,6 +108,21 @@ impl RawTree {
         self.entries[i].2
     }
 
+    /// Byte offset where entry `i` starts.
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.end(i - 1)
+        }
+    }
+
+    /// Byte offset just past entry `i`.
+    fn end(&self, i: usize) -> usize {
+        let (start, len, _) = self.entries[i];
+        start as usize + len as usize + 1 + self.hash_len
+    }
+
     fn id(&self, i: usize) -> ObjectId {
         let (start, len, _) = self.entries[i];
         let at = start as usize + len as usize + 1;
@@ -142,24 +157,51 @@ fn git_cmp(a: (&[u8], bool), b: (&[u8], bool)) -> Ordering {
     })
 }
 
-/// Indices of entries of `new` that are absent from `old` or differ there (a lockstep walk).
+/// Indices of entries of `new` that are absent from `old` or differ there.
+///
+/// Two versions of a tree usually differ in one entry: the identical leading and trailing entries are found
+/// with a few bulk byte comparisons (binary searches), and only the middle is walked in lockstep.
 fn changed(new: &RawTree, old: Option<&RawTree>) -> Vec<usize> {
     let Some(old) = old else {
         return (0..new.len()).collect();
     };
+    let (n, o) = (new.len(), old.len());
+    let same_prefix = |k: usize| {
+        k == 0
+            || (new.end(k - 1) == old.end(k - 1)
+                && new.data[..new.end(k - 1)] == old.data[..old.end(k - 1)])
+    };
+    let prefix = largest(n.min(o), same_prefix);
+    let same_suffix =
+        |k: usize| k == 0 || new.data[new.start(n - k)..] == old.data[old.start(o - k)..];
+    let suffix = largest(n.min(o) - prefix, same_suffix);
     let mut out = Vec::new();
-    let mut j = 0;
-    for i in 0..new.len() {
+    let mut j = prefix;
+    for i in prefix..n - suffix {
         let key = (new.name(i), new.is_tree(i));
-        while j < old.len() && git_cmp((old.name(j), old.is_tree(j)), key).is_lt() {
+        while j < o - suffix && git_cmp((old.name(j), old.is_tree(j)), key).is_lt() {
             j += 1;
         }
-        let same = j < old.len() && old.name(j) == key.0 && old.id(j) == new.id(i);
+        let same = j < o - suffix && old.name(j) == key.0 && old.id(j) == new.id(i);
         if !same {
             out.push(i);
         }
     }
     out
+}
+
+/// The largest `k <= max` with `ok(k)`, for a predicate that holds for 0 and is monotone (true, then false).
+fn largest(max: usize, ok: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, max);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
 }
 
 /// A small cache of indexed trees: a linear history reads each tree as a child's and as a parent's.
@@ -364,6 +406,39 @@ mod tests {
         assert_eq!(changed(&new, None).len(), 4);
         assert_eq!(new.lookup(b"22"), Some(oid('e')));
         assert_eq!(new.lookup(b"44"), None);
+        // Changes at the edges and several in the middle; identical trees; removals only.
+        let a = raw(&[
+            ("00", 'a', true),
+            ("11", 'b', true),
+            ("22", 'c', true),
+            ("33", 'd', true),
+        ]);
+        let b = raw(&[
+            ("00", 'e', true),
+            ("11", 'b', true),
+            ("15", 'c', true),
+            ("22", 'f', true),
+            ("33", 'a', true),
+        ]);
+        let idx = |t: &RawTree, v: Vec<usize>| {
+            v.into_iter()
+                .map(|i| t.name(i).to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            idx(&b, changed(&b, Some(&a))),
+            [
+                b"00".to_vec(),
+                b"15".to_vec(),
+                b"22".to_vec(),
+                b"33".to_vec()
+            ]
+        );
+        assert!(changed(&a, Some(&a)).is_empty());
+        let fewer = raw(&[("00", 'a', true), ("33", 'd', true)]);
+        assert!(changed(&fewer, Some(&a)).is_empty());
+        assert_eq!(largest(10, |k| k <= 4), 4);
+        assert_eq!(largest(0, |_| true), 0);
         let mixed = raw(&[("a.b", 'a', false), ("a", 'b', true), ("a0", 'c', true)]);
         assert_eq!(mixed.lookup(b"a"), Some(oid('b')));
         assert!(RawTree::parse(b"40000 x\0short".to_vec(), 20).is_none());

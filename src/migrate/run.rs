@@ -184,12 +184,11 @@ fn make_commits(
     }
     progress.phase("reading legacy history", None);
     let when = dates::last_changed(odb, tip, &wanted, &mut |n| progress.advance(n))?;
-    let (author, committer) = (repo.author(), repo.committer());
-    let people = People::new(&author, &committer, opts.author.clone());
+    let people = People::of(repo, opts.author.clone());
     let signer = match opts.dry_run {
         true => None,
         false => {
-            let ident = format!("{} <{}>", committer.name, committer.email);
+            let ident = format!("{} <{}>", people.committer.0, people.committer.1);
             Signer::resolve(repo, &opts.sign, &ident).map_err(commit::CommitError::from)?
         }
     };
