@@ -16,6 +16,9 @@
 //!    queued, is appended (fsynced) to the push queue before any ref moves. So a migrated ref is never visible
 //!    without being queued. A crash after this step leaves queue entries whose refs do not exist yet or still
 //!    hold the old value; the rerun writes them, and pushers only ever push a ref's current local value.
+//!    A push running in between may drop entries whose ref does not exist yet (the push queue forgets vanished
+//!    refs, checked under its lock), so the queue is read again after the refs moved and anything missing is
+//!    appended once more; from then on the refs exist and no push drops them unpushed.
 //! 3. **Refs in one compare-and-swap rewrite of `packed-refs`** ([`refs`]): all or nothing on a crash, and a
 //!    stale lock left by a killed run is recognised and removed by the next one.
 //! 4. **Determinism makes the rerun converge to the uninterrupted result:** the same input yields the same

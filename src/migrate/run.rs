@@ -332,6 +332,18 @@ fn publish(
         refs::apply(repo, &a.writes)?
     };
     progress.advance(a.writes.len());
+    if !a.writes.is_empty() {
+        // A push that ran between the enqueue and the ref update saw these refs absent and dropped them from
+        // the queue; now that they exist, put back whatever is missing (a later push keeps them queued).
+        let queued: HashSet<String> = queue.peek()?.into_iter().collect();
+        let lost: Vec<&String> = a
+            .writes
+            .iter()
+            .map(|w| &w.name)
+            .filter(|r| !queued.contains(*r))
+            .collect();
+        queue.enqueue(&lost)?;
+    }
     for c in conflicts {
         if let Some(o) = a
             .outcomes
