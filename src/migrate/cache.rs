@@ -14,7 +14,6 @@
 //! Failure modes: reading problems mean "no cache"; a write failure is returned as [`std::io::Error`] and is
 //! only worth a warning (the migration itself is complete).
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -29,9 +28,12 @@ pub const CACHE_FILE: &str = "entire-migrate.cache";
 const FORMAT: &str = "entire-migrate-cache 1";
 
 /// Legacy subtree → ref commit known to contain its normalised tree.
+pub type Pairs = gix::hashtable::HashMap<ObjectId, ObjectId>;
+
+/// The loaded cache.
 #[derive(Debug, Default)]
 pub struct Cache {
-    pub map: HashMap<ObjectId, ObjectId>,
+    pub map: Pairs,
 }
 
 fn header(hash: gix::hash::Kind) -> Vec<u8> {
@@ -71,7 +73,7 @@ impl Cache {
     }
 
     /// Serialize `pairs` (sorted, so the file is deterministic).
-    fn serialize(pairs: &HashMap<ObjectId, ObjectId>, hash: gix::hash::Kind) -> Vec<u8> {
+    fn serialize(pairs: &Pairs, hash: gix::hash::Kind) -> Vec<u8> {
         let mut sorted: Vec<_> = pairs.iter().collect();
         sorted.sort();
         let mut out = header(hash);
@@ -85,11 +87,7 @@ impl Cache {
     }
 
     /// Replace the cache file with `pairs`.
-    pub fn save(
-        common_dir: &Path,
-        hash: gix::hash::Kind,
-        pairs: &HashMap<ObjectId, ObjectId>,
-    ) -> io::Result<()> {
+    pub fn save(common_dir: &Path, hash: gix::hash::Kind, pairs: &Pairs) -> io::Result<()> {
         let path = common_dir.join(CACHE_FILE);
         let tmp = path.with_extension(format!("cache.tmp{}", std::process::id()));
         fs::write(&tmp, Self::serialize(pairs, hash))?;
@@ -117,7 +115,9 @@ mod tests {
     #[test]
     fn round_trip_and_rejections() {
         let sha1 = gix::hash::Kind::Sha1;
-        let pairs: HashMap<_, _> = [(oid('a'), oid('b')), (oid('c'), oid('d'))].into();
+        let pairs: Pairs = [(oid('a'), oid('b')), (oid('c'), oid('d'))]
+            .into_iter()
+            .collect();
         let bytes = Cache::serialize(&pairs, sha1);
         assert_eq!(Cache::parse(&bytes, sha1).expect("parses").map, pairs);
         // Truncated, corrupted, or of another format: all ignored.

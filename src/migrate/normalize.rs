@@ -77,9 +77,21 @@ pub fn normalize_root(bytes: &[u8], id: &CheckpointId) -> Result<Vec<u8>, Normal
     if !root.contains_key("cli_version") {
         root.insert("cli_version".into(), MIGRATED_CLI_VERSION.into());
     }
-    Ok(metadata::to_go_json(&metadata::sorted_keys(
-        &Value::Object(root),
-    )))
+    let mut root = Value::Object(root);
+    sort_keys(&mut root);
+    Ok(metadata::to_go_json(&root))
+}
+
+/// Sort object keys at every level, in place (Go's order for generic maps).
+fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(m) => {
+            m.sort_keys();
+            m.values_mut().for_each(sort_keys);
+        }
+        Value::Array(a) => a.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -65,32 +65,40 @@ pub struct Planned {
 pub struct Context<'a> {
     /// Object access (a [`super::odb::tuned`] handle).
     pub odb: &'a gix::Repository,
-    pub existing: &'a HashMap<CheckpointId, Existing>,
+    pub existing: &'a HashMap<String, Existing>,
     pub cache: &'a Cache,
     pub force: bool,
 }
 
 impl Context<'_> {
+    /// The plan of `cp` if the cache alone proves its ref up to date (no object is read).
+    pub fn cached(&self, cp: &LegacyCheckpoint) -> Option<Planned> {
+        let e = self.existing.get(cp.id.as_str()).filter(|_| !self.force)?;
+        (self.cache.map.get(&cp.subtree) == Some(&e.commit)).then(|| Planned {
+            id: cp.id.clone(),
+            subtree: cp.subtree,
+            step: Step::Skip {
+                ref_name: e.ref_name.clone(),
+                commit: e.commit,
+            },
+        })
+    }
+
     /// Plan one checkpoint, adding any new blob/tree to `objects`.
     pub fn plan(
         &self,
         cp: &LegacyCheckpoint,
         objects: &mut ObjectSet,
     ) -> Result<Planned, RepoError> {
-        let existing = self.existing.get(&cp.id);
+        if let Some(p) = self.cached(cp) {
+            return Ok(p);
+        }
+        let existing = self.existing.get(cp.id.as_str());
         let planned = |step| Planned {
             id: cp.id.clone(),
             subtree: cp.subtree,
             step,
         };
-        if let (false, Some(e)) = (self.force, existing) {
-            if self.cache.map.get(&cp.subtree) == Some(&e.commit) {
-                return Ok(planned(Step::Skip {
-                    ref_name: e.ref_name.clone(),
-                    commit: e.commit,
-                }));
-            }
-        }
         let tree = match normalized_tree(self.odb, &cp.id, cp.subtree, objects)? {
             Ok(tree) => tree,
             Err(reason) => return Ok(planned(Step::Fail { reason })),

@@ -3,12 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use crate::id::CheckpointId;
 use crate::queue::Queue;
-use crate::refname::{self, CHECKPOINT_PREFIX};
+use crate::refname::CHECKPOINT_PREFIX;
 use crate::repo::{ObjectId, Repo};
 
-use super::cache::Cache;
+use super::cache::{self, Cache};
 use super::commit::{self, People};
 use super::lock::MigrateLock;
 use super::pack::{self, ObjectSet};
@@ -74,21 +73,8 @@ pub fn run(
         cache: &cache,
         force: opts.force,
     };
-    progress.phase("checking checkpoints", Some(legacy.len()));
-    let mut planned = Vec::with_capacity(legacy.len());
-    for (n, cp) in legacy.iter().enumerate() {
-        planned.push(ctx.plan(cp, &mut objects)?);
-        progress.advance(n + 1);
-    }
-    let (commits, signed) = make_commits(
-        repo,
-        &odb,
-        opts,
-        source.tip,
-        &planned,
-        &mut objects,
-        progress,
-    )?;
+    let (planned, dates) = plan_and_date(repo, &ctx, source.tip, &legacy, &mut objects, progress)?;
+    let (commits, signed) = make_commits(repo, opts, &planned, &dates, &mut objects, progress)?;
     report.signed = signed;
     let mut result = assemble(planned, &commits, failures, &tombstoned);
     if opts.dry_run {
@@ -143,15 +129,20 @@ fn objects_dir(repo: &Repo) -> PathBuf {
     repo.gix().objects.store_ref().path().to_path_buf()
 }
 
-/// Existing checkpoint refs by ID; when both shard spellings exist, the canonical one wins.
-fn existing_refs(repo: &Repo) -> Result<HashMap<CheckpointId, Existing>, MigrateError> {
-    let mut out: HashMap<CheckpointId, Existing> = HashMap::new();
-    for (name, commit) in repo.refs_with_prefix(CHECKPOINT_PREFIX)? {
-        let Ok(id) = refname::parse(&name) else {
-            continue; // v2 refs and foreign names are not ours to touch
+/// Existing checkpoint refs by ID; when both shard spellings exist, the canonical one wins. Names that are
+/// not `<prefix><shard>/<id>` with a matching shard are ignored (v2 refs, foreign names: not ours to touch).
+fn existing_refs(repo: &Repo) -> Result<HashMap<String, Existing>, MigrateError> {
+    let mut out: HashMap<String, Existing> = HashMap::new();
+    for (name, commit) in refs::read_namespace(repo)? {
+        let Some((shard, id)) = name[CHECKPOINT_PREFIX.len()..].split_once('/') else {
+            continue;
         };
-        let canonical = refname::ref_name(&id) == name;
-        if canonical || !out.contains_key(&id) {
+        if id.len() < 2 || id.contains('/') || !shard.eq_ignore_ascii_case(&id[id.len() - 2..]) {
+            continue;
+        }
+        let canonical = shard == &id[id.len() - 2..];
+        if canonical || !out.contains_key(id) {
+            let id = id.to_string();
             out.insert(
                 id,
                 Existing {
@@ -164,26 +155,83 @@ fn existing_refs(repo: &Repo) -> Result<HashMap<CheckpointId, Existing>, Migrate
     Ok(out)
 }
 
-/// Date, sign and hash the new commits; returns checkpoint ID → commit, and whether they are signed.
+/// Plan every checkpoint and date those that need a commit.
+///
+/// What the cache proves up to date costs nothing. New refs need dates: their history walk runs on a second
+/// thread (with its own repository handle; gix handles stay on one thread) while this one plans. Existing refs
+/// whose legacy content changed are only known after planning; they are dated afterwards.
+fn plan_and_date(
+    repo: &Repo,
+    ctx: &plan::Context<'_>,
+    tip: ObjectId,
+    legacy: &[LegacyCheckpoint],
+    objects: &mut ObjectSet,
+    progress: &mut dyn Progress,
+) -> Result<(Vec<Planned>, HashMap<String, dates::When>), MigrateError> {
+    let (mut planned, mut todo) = (Vec::with_capacity(legacy.len()), Vec::new());
+    for cp in legacy {
+        match ctx.cached(cp) {
+            Some(p) => planned.push(p),
+            None => todo.push(cp),
+        }
+    }
+    let wanted: HashMap<String, ObjectId> = todo
+        .iter()
+        .filter(|cp| ctx.force || !ctx.existing.contains_key(cp.id.as_str()))
+        .map(|cp| (cp.id.v1_path(), cp.subtree))
+        .collect();
+    let git_dir = repo.git_dir();
+    let mut dates = std::thread::scope(|scope| -> Result<_, MigrateError> {
+        let walk = (!wanted.is_empty()).then(|| {
+            scope.spawn(|| -> Result<_, MigrateError> {
+                let repo = Repo::discover(&git_dir)?;
+                Ok(dates::last_changed(
+                    &odb::tuned(&repo),
+                    tip,
+                    &wanted,
+                    &mut |_| {},
+                )?)
+            })
+        });
+        progress.phase("checking checkpoints", Some(todo.len()));
+        for (n, cp) in todo.iter().enumerate() {
+            planned.push(ctx.plan(cp, objects)?);
+            progress.advance(n + 1);
+        }
+        progress.phase("reading legacy history", None);
+        match walk {
+            Some(handle) => handle.join().expect("the history walk does not panic"),
+            None => Ok(HashMap::new()),
+        }
+    })?;
+    let late: HashMap<String, ObjectId> = planned
+        .iter()
+        .filter(|p| matches!(p.step, Step::Commit { .. }) && !dates.contains_key(&p.id.v1_path()))
+        .map(|p| (p.id.v1_path(), p.subtree))
+        .collect();
+    if !late.is_empty() {
+        dates.extend(dates::last_changed(ctx.odb, tip, &late, &mut |n| {
+            progress.advance(n)
+        })?);
+    }
+    Ok((planned, dates))
+}
+
+/// Sign and hash the new commits; returns checkpoint ID → commit, and whether they are signed.
 fn make_commits(
     repo: &Repo,
-    odb: &gix::Repository,
     opts: &Options,
-    tip: ObjectId,
     planned: &[Planned],
+    dates: &HashMap<String, dates::When>,
     objects: &mut ObjectSet,
     progress: &mut dyn Progress,
 ) -> Result<(HashMap<String, ObjectId>, bool), MigrateError> {
-    let wanted: HashMap<String, ObjectId> = planned
+    if !planned
         .iter()
-        .filter(|p| matches!(p.step, Step::Commit { .. }))
-        .map(|p| (p.id.v1_path(), p.subtree))
-        .collect();
-    if wanted.is_empty() {
+        .any(|p| matches!(p.step, Step::Commit { .. }))
+    {
         return Ok((HashMap::new(), false));
     }
-    progress.phase("reading legacy history", None);
-    let when = dates::last_changed(odb, tip, &wanted, &mut |n| progress.advance(n))?;
     let people = People::of(repo, opts.author.clone());
     let signer = match opts.dry_run {
         true => None,
@@ -192,17 +240,14 @@ fn make_commits(
             Signer::resolve(repo, &opts.sign, &ident).map_err(commit::CommitError::from)?
         }
     };
-    progress.phase(
-        if signer.is_some() {
-            "signing commits"
-        } else {
-            "creating commits"
-        },
-        Some(planned.len()),
-    );
+    let phase = match signer {
+        Some(_) => "signing commits",
+        None => "creating commits",
+    };
+    progress.phase(phase, Some(planned.len()));
     let commits = commit::build(
         planned,
-        &when,
+        dates,
         &people,
         signer.as_ref(),
         objects,
@@ -217,7 +262,7 @@ struct Assembled {
     writes: Vec<RefWrite>,
     /// Refs that must end up queued (created, updated, and up to date).
     refs: Vec<String>,
-    cache_pairs: HashMap<ObjectId, ObjectId>,
+    cache_pairs: cache::Pairs,
 }
 
 fn assemble(
@@ -230,7 +275,7 @@ fn assemble(
         outcomes: Vec::with_capacity(planned.len() + failures.len()),
         writes: Vec::new(),
         refs: Vec::new(),
-        cache_pairs: HashMap::new(),
+        cache_pairs: cache::Pairs::default(),
     };
     for p in planned {
         let path = p.id.v1_path();

@@ -114,10 +114,13 @@ pub fn scan(
             continue;
         }
         for (rest, subtree, is_tree) in entries(odb, shard_tree)? {
-            let path = format!("{shard}/{rest}");
             match classify(&shard, &rest, is_tree) {
                 Ok(id) => found.push(LegacyCheckpoint { id, subtree }),
-                Err((id, reason)) => failures.push(Failure { path, id, reason }),
+                Err((id, reason)) => failures.push(Failure {
+                    path: format!("{shard}/{rest}"),
+                    id,
+                    reason,
+                }),
             }
         }
     }
@@ -125,19 +128,18 @@ pub fn scan(
     Ok((found, failures))
 }
 
-/// The ID stored at `<shard>/<rest>`, or the ID (if any) and why it is not a checkpoint.
+/// The ID stored at `<shard>/<rest>` (`shard` has two characters, so the path is the ID's v1 path), or the ID
+/// (if any) and why it is not a checkpoint.
 fn classify(
     shard: &str,
     rest: &str,
     is_tree: bool,
 ) -> Result<CheckpointId, (Option<String>, String)> {
-    let id = CheckpointId::parse(&format!("{shard}{rest}")).map_err(|e| (None, e.to_string()))?;
-    if id.v1_path() != format!("{shard}/{rest}") {
-        return Err((
-            Some(id.to_string()),
-            format!("stored at {shard}/{rest}, expected {}", id.v1_path()),
-        ));
-    }
+    let mut joined = String::with_capacity(shard.len() + rest.len());
+    joined.push_str(shard);
+    joined.push_str(rest);
+    let id = CheckpointId::parse(&joined).map_err(|e| (None, e.to_string()))?;
+    debug_assert_eq!(id.v1_path(), format!("{shard}/{rest}"));
     if !is_tree {
         return Err((
             Some(id.to_string()),
