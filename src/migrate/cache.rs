@@ -24,6 +24,8 @@ use super::normalize::MIGRATED_CLI_VERSION;
 
 /// File name in the git common dir.
 pub const CACHE_FILE: &str = "entire-migrate.cache";
+/// Temporary name while writing (one migration at a time holds the lock, so a fixed name is safe).
+const CACHE_TMP: &str = "entire-migrate.cache.tmp";
 /// Bump whenever the normalisation rules change: cached pairs would no longer be facts.
 const FORMAT: &str = "entire-migrate-cache 1";
 
@@ -88,10 +90,14 @@ impl Cache {
 
     /// Replace the cache file with `pairs`.
     pub fn save(common_dir: &Path, hash: gix::hash::Kind, pairs: &Pairs) -> io::Result<()> {
-        let path = common_dir.join(CACHE_FILE);
-        let tmp = path.with_extension(format!("cache.tmp{}", std::process::id()));
+        let tmp = common_dir.join(CACHE_TMP);
         fs::write(&tmp, Self::serialize(pairs, hash))?;
-        fs::rename(&tmp, &path)
+        fs::rename(&tmp, common_dir.join(CACHE_FILE))
+    }
+
+    /// Remove the temporary file of a run killed while saving. Only call while holding the migration lock.
+    pub fn remove_leftovers(common_dir: &Path) {
+        let _ = fs::remove_file(common_dir.join(CACHE_TMP));
     }
 }
 

@@ -17,6 +17,9 @@ use super::sign::Signer;
 use super::source::{self, Failure, LegacyCheckpoint};
 use super::{dates, deleted, odb, Action, MigrateError, Options, Outcome, Progress, Report};
 
+/// Below this many checkpoints to date, the history walk runs inline instead of on a second thread.
+const PARALLEL_WALK_MIN: usize = 2000;
+
 /// Migrate the legacy branch of `repo` into per-checkpoint refs.
 pub fn run(
     repo: &Repo,
@@ -42,6 +45,7 @@ pub fn run(
             let lock = MigrateLock::acquire(&common)?;
             refs::recover(&common)?;
             pack::remove_leftovers(&objects_dir(repo));
+            Cache::remove_leftovers(&common);
             Some(lock)
         }
     };
@@ -181,6 +185,17 @@ fn plan_and_date(
         .map(|cp| (cp.id.v1_path(), cp.subtree))
         .collect();
     let git_dir = repo.git_dir();
+    if wanted.len() < PARALLEL_WALK_MIN {
+        // Small jobs: a second thread with its own repository handle costs more than it saves.
+        let mut dates = dates::last_changed(ctx.odb, tip, &wanted, &mut |_| {})?;
+        progress.phase("checking checkpoints", Some(todo.len()));
+        for (n, cp) in todo.iter().enumerate() {
+            planned.push(ctx.plan(cp, objects)?);
+            progress.advance(n + 1);
+        }
+        date_late(ctx, tip, &planned, &mut dates, progress)?;
+        return Ok((planned, dates));
+    }
     let mut dates = std::thread::scope(|scope| -> Result<_, MigrateError> {
         let walk = (!wanted.is_empty()).then(|| {
             scope.spawn(|| -> Result<_, MigrateError> {
@@ -204,17 +219,30 @@ fn plan_and_date(
             None => Ok(HashMap::new()),
         }
     })?;
+    date_late(ctx, tip, &planned, &mut dates, progress)?;
+    Ok((planned, dates))
+}
+
+/// Date the planned commits that the first walk did not cover (existing refs whose legacy content changed).
+fn date_late(
+    ctx: &plan::Context<'_>,
+    tip: ObjectId,
+    planned: &[Planned],
+    dates: &mut HashMap<String, dates::When>,
+    progress: &mut dyn Progress,
+) -> Result<(), MigrateError> {
     let late: HashMap<String, ObjectId> = planned
         .iter()
         .filter(|p| matches!(p.step, Step::Commit { .. }) && !dates.contains_key(&p.id.v1_path()))
         .map(|p| (p.id.v1_path(), p.subtree))
         .collect();
     if !late.is_empty() {
+        progress.phase("reading legacy history", None);
         dates.extend(dates::last_changed(ctx.odb, tip, &late, &mut |n| {
             progress.advance(n)
         })?);
     }
-    Ok((planned, dates))
+    Ok(())
 }
 
 /// Sign and hash the new commits; returns checkpoint ID → commit, and whether they are signed.

@@ -862,7 +862,7 @@ fn leftovers_of_a_killed_run_are_recovered_but_foreign_locks_respected() {
     let dir = sample_repo(&env, "r");
     let git_dir = dir.join(".git");
     // State of a run killed while holding packed-refs.lock (our temporary file linked to the lock), with a
-    // half-written temporary pack.
+    // half-written temporary pack and cache.
     std::fs::write(git_dir.join("entire-migrate-packed-refs.tmp"), "partial").expect("tmp");
     std::fs::hard_link(
         git_dir.join("entire-migrate-packed-refs.tmp"),
@@ -870,12 +870,14 @@ fn leftovers_of_a_killed_run_are_recovered_but_foreign_locks_respected() {
     )
     .expect("link");
     std::fs::write(git_dir.join("objects/pack/tmp_entire-migrate.pack"), "PACK").expect("tmp pack");
+    std::fs::write(git_dir.join("entire-migrate.cache.tmp"), "half").expect("tmp cache");
     migrate(&env, &dir, &[]).ok();
     assert_eq!(checkpoint_refs(&env, &dir).len(), 40);
     for leftover in [
         "packed-refs.lock",
         "entire-migrate-packed-refs.tmp",
         "objects/pack/tmp_entire-migrate.pack",
+        "entire-migrate.cache.tmp",
     ] {
         assert!(!git_dir.join(leftover).exists(), "{leftover} survived");
     }
