@@ -18,7 +18,7 @@ use super::source::{self, Failure, LegacyCheckpoint};
 use super::{dates, deleted, odb, Action, MigrateError, Options, Outcome, Progress, Report};
 
 /// Below this many checkpoints to date, the history walk runs inline instead of on a second thread.
-const PARALLEL_WALK_MIN: usize = 2000;
+const PARALLEL_WALK_MIN: usize = 500;
 
 /// Migrate the legacy branch of `repo` into per-checkpoint refs.
 pub fn run(

@@ -821,6 +821,20 @@ fn kill_at_any_point_then_rerun_converges_to_the_uninterrupted_result() {
     let full = start.elapsed();
     let want = checkpoint_refs(&env, &reference);
     assert_eq!(want.len(), 1200);
+    // This size dates on a second thread: spot-check its dates against git's own answer.
+    for (name, commit) in want.iter().step_by(97) {
+        let id = name.rsplit('/').next().expect("id");
+        let path = format!("{}/{}", &id[..2], &id[2..]);
+        let legacy = env.git(
+            &reference,
+            &["log", "-1", "--format=%ai|%ci", LEGACY, "--", &path],
+        );
+        assert_eq!(
+            env.git(&reference, &["log", "-1", "--format=%ai|%ci", commit]),
+            legacy,
+            "{name}"
+        );
+    }
     let mut interrupted = 0;
     for step in 0..8u32 {
         let dir = clone(&format!("killed-{step}"));
@@ -890,6 +904,36 @@ fn leftovers_of_a_killed_run_are_recovered_but_foreign_locks_respected() {
         std::fs::read_to_string(git_dir.join("packed-refs.lock")).expect("lock kept"),
         "someone else's"
     );
+}
+
+#[test]
+fn no_legacy_branch_is_nothing_to_do_and_worktrees_share_the_result() {
+    let env = TestEnv::new();
+    let empty = env.repo("empty");
+    let run = migrate(&env, &empty, &[]).ok();
+    assert_eq!(run.trimmed(), "migrated 0, skipped 0, failed 0");
+    assert!(run.stderr.contains("nothing to migrate"), "{}", run.stderr);
+
+    let dir = sample_repo(&env, "r");
+    let linked = env.path().join("linked");
+    env.git(
+        &dir,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            linked.to_str().expect("utf-8"),
+        ],
+    );
+    migrate(&env, &linked, &[]).ok();
+    assert_eq!(
+        checkpoint_refs(&env, &dir).len(),
+        40,
+        "refs land in the common dir"
+    );
+    assert_eq!(queued(&dir).len(), 40, "one queue for all worktrees");
+    fsck(&env, &dir);
 }
 
 #[test]
