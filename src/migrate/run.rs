@@ -58,18 +58,23 @@ pub fn run(
     };
     report.source = Some(source.clone());
     progress.phase("reading legacy branch", None);
-    let odb = odb::tuned(repo);
-    let (legacy, failures) = source::scan(&odb, repo.commit_tree(source.tip)?)?;
-    let deleted = deleted::load(&common)?;
-    let (legacy, tombstoned): (Vec<_>, Vec<_>) = legacy
-        .into_iter()
-        .partition(|c| !deleted.contains(c.id.as_str()));
-    let existing = existing_refs(repo)?;
     let hash = repo.gix().object_hash();
-    let cache = match opts.force {
+    let mut cache = match opts.force {
         true => Cache::default(),
         false => Cache::load(&common, hash),
     };
+    let odb = odb::tuned(repo);
+    let root = repo.commit_tree(source.tip)?;
+    let (listing, failures) = match cache.listing.take() {
+        Some((r, listing)) if r == root => (listing, Vec::new()),
+        _ => source::scan(&odb, root)?,
+    };
+    let clean_root = failures.is_empty().then_some(root);
+    let deleted = deleted::load(&common)?;
+    let (legacy, tombstoned): (Vec<_>, Vec<_>) = listing
+        .iter()
+        .partition(|c| !deleted.contains(c.id.as_str()));
+    let existing = existing_refs(repo)?;
     let mut objects = ObjectSet::new(hash);
     let ctx = plan::Context {
         odb: &odb,
@@ -86,10 +91,8 @@ pub fn run(
         return Ok(report);
     }
     publish(repo, &mut result, &mut objects, &mut report, progress)?;
-    if result.cache_pairs != cache.map {
-        if let Err(e) = Cache::save(&common, hash, &result.cache_pairs) {
-            tracing::warn!("cannot save the migration cache (the next run will be slower): {e}");
-        }
+    if let Err(e) = cache.save(&common, hash, clean_root, &listing, &result.cache_pairs) {
+        tracing::warn!("cannot save the migration cache (the next run will be slower): {e}");
     }
     report.outcomes = result.outcomes;
     Ok(report)
@@ -168,12 +171,12 @@ fn plan_and_date(
     repo: &Repo,
     ctx: &plan::Context<'_>,
     tip: ObjectId,
-    legacy: &[LegacyCheckpoint],
+    legacy: &[&LegacyCheckpoint],
     objects: &mut ObjectSet,
     progress: &mut dyn Progress,
 ) -> Result<(Vec<Planned>, HashMap<String, dates::When>), MigrateError> {
     let (mut planned, mut todo) = (Vec::with_capacity(legacy.len()), Vec::new());
-    for cp in legacy {
+    for &cp in legacy {
         match ctx.cached(cp) {
             Some(p) => planned.push(p),
             None => todo.push(cp),
@@ -288,8 +291,6 @@ fn make_commits(
 struct Assembled {
     outcomes: Vec<Outcome>,
     writes: Vec<RefWrite>,
-    /// Refs that must end up queued (created, updated, and up to date).
-    refs: Vec<String>,
     cache_pairs: cache::Pairs,
 }
 
@@ -297,13 +298,12 @@ fn assemble(
     planned: Vec<Planned>,
     commits: &HashMap<String, ObjectId>,
     failures: Vec<Failure>,
-    tombstoned: &[LegacyCheckpoint],
+    tombstoned: &[&LegacyCheckpoint],
 ) -> Assembled {
     let mut a = Assembled {
         outcomes: Vec::with_capacity(planned.len() + failures.len()),
         writes: Vec::new(),
-        refs: Vec::new(),
-        cache_pairs: cache::Pairs::default(),
+        cache_pairs: cache::Pairs::with_capacity_and_hasher(planned.len(), Default::default()),
     };
     for p in planned {
         let path = p.id.v1_path();
@@ -332,8 +332,7 @@ fn assemble(
             }
             Step::Fail { reason } => (Action::Failed, None, None, Some(reason)),
         };
-        if let (Some(r), Some(c)) = (&ref_name, commit) {
-            a.refs.push(r.clone());
+        if let (Some(_), Some(c)) = (&ref_name, commit) {
             a.cache_pairs.insert(p.subtree, c);
         }
         a.outcomes.push(Outcome {
@@ -393,8 +392,15 @@ fn publish(
     report.objects_written = objects.len();
 
     let queue = Queue::new(&repo.common_dir());
-    let queued: HashSet<String> = queue.peek()?.into_iter().collect();
-    let missing: Vec<&String> = a.refs.iter().filter(|r| !queued.contains(*r)).collect();
+    // Every ref the run created, updated or found up to date must end up queued.
+    let queued = queue.peek()?;
+    let queued: HashSet<&str> = queued.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = a
+        .outcomes
+        .iter()
+        .filter_map(|o| o.ref_name.as_deref())
+        .filter(|r| !queued.contains(r))
+        .collect();
     queue.enqueue(&missing)?;
     report.queued = missing.len();
 

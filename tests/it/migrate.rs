@@ -427,6 +427,12 @@ fn corrupt_checkpoints_are_reported_and_skipped() {
         40,
         "the good checkpoints were migrated"
     );
+    let again = migrate(&env, &dir, &[]).code(1);
+    assert_eq!(
+        again.trimmed(),
+        "migrated 0, skipped 40, failed 5",
+        "a rerun reports them again"
+    );
     fsck(&env, &dir);
 }
 
