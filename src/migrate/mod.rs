@@ -5,8 +5,10 @@
 //! ([`normalize`]); dates come from the legacy history ([`dates`]), identity from the operator ([`commit`]),
 //! signatures from git's signing config ([`sign`]).
 //!
-//! A run: lock ([`lock`]) → read the legacy tip and existing refs ([`source`]) → plan each checkpoint
-//! ([`plan`], using [`cache`]) → build commits → **write objects → queue → refs** → save the cache.
+//! A run: lock ([`lock`]) → read the legacy tip and existing refs ([`source`], [`refs`]) → plan each
+//! checkpoint ([`plan`], using [`cache`]) while one walk of the legacy history dates the new ones ([`dates`],
+//! on a second thread for large jobs) → build commits ([`commit`]) → **write objects → queue → refs** → save
+//! the cache. Reads go through a handle with a pack-entry cache ([`odb`]).
 //!
 //! Invariants (what a kill -9 at any moment leaves behind, and why a rerun converges):
 //! 1. **Objects before anything that names them.** All new objects go into one pack ([`pack`]) that becomes
@@ -36,7 +38,7 @@ pub mod dates;
 pub mod deleted;
 pub mod lock;
 pub mod normalize;
-mod odb;
+pub mod odb;
 pub mod pack;
 pub mod plan;
 pub mod refs;
