@@ -160,20 +160,31 @@ impl Repo {
     /// The operator's identity: `GIT_COMMITTER_*`, then `user.*`, then upstream's fallback, at "now"
     /// (or `GIT_COMMITTER_DATE`).
     pub fn committer(&self) -> Identity {
-        identity(self.repo.committer())
-    }
-
-    /// The operator's author identity, as git would use for `git commit`: `GIT_AUTHOR_*`, then `user.*`, then
-    /// upstream's fallback, at "now" (or `GIT_AUTHOR_DATE`).
-    pub fn author(&self) -> Identity {
-        identity(self.repo.author())
+        let fallback_time = gix::date::Time::now_utc();
+        match self.repo.committer() {
+            Some(Ok(sig)) => {
+                let time = sig.time().unwrap_or(fallback_time);
+                Identity {
+                    name: sig.name.to_str_lossy().into_owned(),
+                    email: sig.email.to_str_lossy().into_owned(),
+                    seconds: time.seconds,
+                    offset: time.offset,
+                }
+            }
+            _ => Identity {
+                name: "Unknown".into(),
+                email: "unknown@local".into(),
+                seconds: fallback_time.seconds,
+                offset: 0,
+            },
+        }
     }
 
     /// Name and email of the operator as author or committer, resolved as git does (`GIT_<ROLE>_NAME` and
     /// `_EMAIL`, then `<role>.name`/`.email`, then `user.*`, then `EMAIL` for the address, then upstream's
     /// fallback), without determining a date: for callers that bring their own dates, and cheaper than
-    /// [`Repo::author`]/[`Repo::committer`] (gix resolves "now" in the local time zone eagerly, which reads the
-    /// whole time zone database).
+    /// [`Repo::committer`] (gix resolves "now" in the local time zone eagerly, which reads the whole time zone
+    /// database).
     pub fn person(&self, role: Role) -> (String, String) {
         let (env, section) = match role {
             Role::Author => ("AUTHOR", "author"),
@@ -466,27 +477,6 @@ impl Repo {
                 })
             }
         }
-    }
-}
-
-fn identity<E>(sig: Option<Result<gix::actor::SignatureRef<'_>, E>>) -> Identity {
-    let fallback_time = gix::date::Time::now_utc();
-    match sig {
-        Some(Ok(sig)) => {
-            let time = sig.time().unwrap_or(fallback_time);
-            Identity {
-                name: sig.name.to_str_lossy().into_owned(),
-                email: sig.email.to_str_lossy().into_owned(),
-                seconds: time.seconds,
-                offset: time.offset,
-            }
-        }
-        _ => Identity {
-            name: "Unknown".into(),
-            email: "unknown@local".into(),
-            seconds: fallback_time.seconds,
-            offset: 0,
-        },
     }
 }
 

@@ -507,6 +507,39 @@ fn author_override_and_remote_tracking_source() {
         assert_eq!(who, "Entire Checkpoint Migration <checkpoints@entire.io>|C O Mitter <committer@example.com>");
     }
     migrate(&env, &dir, &["--author", "no email"]).code(2);
+
+    // Without GIT_* identity variables, git's configuration decides: author.* over user.*.
+    let configured = sample_repo(&env, "configured");
+    for (k, v) in [
+        ("user.name", "U Ser"),
+        ("user.email", "user@example.com"),
+        ("author.name", "Au Thor"),
+    ] {
+        env.git(&configured, &["config", k, v]);
+    }
+    let out = env
+        .cmd("git", &configured)
+        .arg("entire-migrate")
+        .env_remove("GIT_AUTHOR_NAME")
+        .env_remove("GIT_AUTHOR_EMAIL")
+        .env_remove("GIT_COMMITTER_NAME")
+        .env_remove("GIT_COMMITTER_EMAIL")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let commit = checkpoint_refs(&env, &configured)
+        .into_values()
+        .next()
+        .expect("a ref");
+    let who = env.git(
+        &configured,
+        &["log", "-1", "--format=%an <%ae>|%cn <%ce>", &commit],
+    );
+    assert_eq!(who, "Au Thor <user@example.com>|U Ser <user@example.com>");
 }
 
 #[test]
