@@ -91,6 +91,16 @@ impl serde_json::ser::Formatter for GoFormatter<'_> {
         end_object_value(),
     );
 
+    /// Go's `encoding/json` float format: shortest round-trip digits, plain notation for 1e-6 <= |f| < 1e21,
+    /// otherwise exponent notation with an explicit sign (`1e+21`, `1e-7`).
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        w.write_all(go_float(value).as_bytes())
+    }
+
     fn write_string_fragment<W: ?Sized + std::io::Write>(
         &mut self,
         w: &mut W,
@@ -111,6 +121,18 @@ impl serde_json::ser::Formatter for GoFormatter<'_> {
             start = i + c.len_utf8();
         }
         w.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+fn go_float(f: f64) -> String {
+    let abs = f.abs();
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        return format!("{f}");
+    }
+    let e = format!("{f:e}");
+    match e.split_once('e') {
+        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+        _ => e,
     }
 }
 
@@ -217,6 +239,7 @@ mod tests {
                 "{\n  \"q\": \"a\\\"b\\\\c\\nd\"\n}\n",
             ),
             (json!({"u": "\u{2028}x"}), "{\n  \"u\": \"\\u2028x\"\n}\n"),
+            (json!([1.0, 0.5, 1e21, 1e-7, 1.5e-7, 123456.789, -2.5e300, 1e-6]), "[\n  1,\n  0.5,\n  1e+21,\n  1e-7,\n  1.5e-7,\n  123456.789,\n  -2.5e+300,\n  0.000001\n]\n"),
         ];
         for (value, want) in cases {
             assert_eq!(

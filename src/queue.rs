@@ -125,10 +125,14 @@ impl Queue {
         }
         let _guard = self.lock()?;
         let mut opts = OpenOptions::new();
-        opts.create(true).append(true);
+        opts.create(true).read(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&self.file).map_err(|e| self.io(e))?;
+        if ends_mid_line(&f).map_err(|e| self.io(e))? {
+            // A writer was killed mid-append: start on a fresh line so our entries stay parseable.
+            buf.insert(0, b'\n');
+        }
         f.write_all(&buf).map_err(|e| self.io(e))?;
         f.sync_data().map_err(|e| self.io(e))?;
         Ok(())
@@ -253,6 +257,20 @@ impl Queue {
         self.rewrite(&keep)?;
         Ok(kept)
     }
+}
+
+/// True if the file is non-empty and does not end with a newline.
+fn ends_mid_line(f: &File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut reader = f;
+    reader.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    reader.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Parse one queue line; `None` for anything that is not a valid checkpoint-namespace entry.

@@ -122,6 +122,29 @@ fn damaged_queue_files_are_tolerated_and_compacted() {
 }
 
 #[test]
+fn an_append_after_a_torn_line_stays_readable() {
+    let env = TestEnv::new();
+    let common = env.path().join("c");
+    std::fs::create_dir_all(&common).expect("mkdir");
+    let file = common.join("entire-checkpoint-push-queue.jsonl");
+    let (a, b) = (ref_for(2, 1), ref_for(2, 2));
+    // A writer killed mid-append left half a line behind.
+    std::fs::write(
+        &file,
+        format!("{{\"ref\":\"{a}\"}}\n{{\"ref\":\"refs/entire/chec"),
+    )
+    .expect("write");
+    Queue::new(&common)
+        .enqueue(std::slice::from_ref(&b))
+        .expect("enqueue");
+    assert_eq!(
+        Queue::new(&common).peek().expect("peek"),
+        vec![a, b],
+        "the torn line is skipped, ours survives"
+    );
+}
+
+#[test]
 fn remove_if_unchanged_keeps_moved_refs() {
     let env = TestEnv::new();
     let common = env.path().join("c");
