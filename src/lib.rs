@@ -6,12 +6,18 @@
 //! [`queue`] (the push queue shared with the upstream CLI), [`migrate`] (legacy branch → per-checkpoint refs).
 pub mod checkpoint;
 pub mod cli;
+pub mod fetch;
+pub mod gitcmd;
 pub mod id;
+pub mod linked;
 pub mod logging;
+pub mod lsrefs;
 pub mod metadata;
 pub mod migrate;
+pub mod push;
 pub mod queue;
 pub mod refname;
+pub mod remote;
 pub mod repo;
 pub mod settings;
 pub mod store;

@@ -1,0 +1,200 @@
+//! Own mode (ssh, git://, file://, local paths): capabilities `fetch`, `push`, `option`, `object-format`.
+//!
+//! - `list` / `list for-push`: in-process protocol-v2 `ls-refs` for `HEAD`, `refs/heads/`, `refs/tags/` (plus
+//!   `entire.listPrefixes`); checkpoint refs are never listed, so `--mirror`/`--prune` cannot delete them.
+//! - `fetch`: ONE `git fetch` child by object ID (depth, filter and shallow options passed through), then the
+//!   checkpoint pull-along, then the blank line. A failed fetch exits before the blank line, which is the only
+//!   way git notices (it ignores the exit code after a fetch).
+//! - `push`: the batch goes to [`entire::push::run`] with a `git push --porcelain` child; statuses for the
+//!   user's refs only.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use anyhow::{bail, Context};
+use entire::fetch;
+use entire::gitcmd;
+use entire::lsrefs::{self, RefValue};
+use entire::push::{self, GitPush, PushSpec};
+use entire::repo::ObjectId;
+
+use crate::protocol::{parse_command, Command};
+use crate::session::Session;
+
+const DEFAULT_PREFIXES: [&str; 3] = ["HEAD", "refs/heads/", "refs/tags/"];
+
+/// Serve git until it ends the session.
+pub fn serve(mut s: Session) -> anyhow::Result<()> {
+    while let Some(line) = s.io.read_line()? {
+        match parse_command(&line) {
+            Command::Capabilities => {
+                s.io.reply(&["fetch", "push", "option", "object-format", ""])?
+            }
+            Command::Option { name, value } => {
+                let reply = s.opts.apply(&name, &value).line();
+                s.io.reply(&[reply])?;
+            }
+            Command::List { for_push } => list(&mut s, for_push)?,
+            Command::Fetch { oid, .. } => fetch_batch(&mut s, oid)?,
+            Command::Push { spec } => push_batch(&mut s, spec)?,
+            Command::End => return Ok(()),
+            other => bail!("unsupported command from git: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn prefixes(s: &Session) -> Vec<String> {
+    let mut out: Vec<String> = DEFAULT_PREFIXES.iter().map(|p| p.to_string()).collect();
+    if let Some(extra) = s
+        .repo
+        .as_ref()
+        .and_then(|r| r.config_string("entire.listPrefixes"))
+    {
+        out.extend(
+            extra
+                .split([',', ' '])
+                .filter(|p| !p.is_empty() && !p.starts_with("refs/entire/"))
+                .map(str::to_string),
+        );
+    }
+    out
+}
+
+fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
+    let url = if for_push {
+        &s.endpoint.push_url
+    } else {
+        &s.endpoint.fetch_url
+    };
+    let prefixes = prefixes(s);
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let listing = lsrefs::ls_refs(s.repo.as_ref(), url, &prefixes)?;
+    let mut lines = Vec::new();
+    if s.opts.object_format {
+        lines.push(format!(
+            ":object-format {}",
+            listing.object_format.as_deref().unwrap_or("sha1")
+        ));
+    }
+    for r in &listing.refs {
+        match &r.value {
+            RefValue::Symbolic { target, .. } => lines.push(format!("@{target} {}", r.name)),
+            RefValue::Object { id, peeled } => {
+                lines.push(format!("{id} {}", r.name));
+                if let (Some(p), false) = (peeled, for_push) {
+                    lines.push(format!("{p} {}^{{}}", r.name));
+                }
+            }
+        }
+    }
+    lines.push(String::new());
+    s.io.reply(&lines)?;
+    Ok(())
+}
+
+fn fetch_batch(s: &mut Session, first: String) -> anyhow::Result<()> {
+    let mut oids = vec![first];
+    loop {
+        let Some(line) = s.io.read_line()? else {
+            bail!("git ended the session inside a fetch batch");
+        };
+        match parse_command(&line) {
+            Command::Fetch { oid, .. } => {
+                if !oids.contains(&oid) {
+                    oids.push(oid);
+                }
+            }
+            Command::Option { name, value } => {
+                let reply = s.opts.apply(&name, &value).line();
+                s.io.reply(&[reply])?;
+            }
+            Command::End => break,
+            other => bail!("unexpected {other:?} inside a fetch batch"),
+        }
+    }
+    run_fetch(s, &oids)?;
+    let fetched: Vec<ObjectId> = oids
+        .iter()
+        .filter_map(|o| ObjectId::from_hex(o.as_bytes()).ok())
+        .collect();
+    s.pull_along(&fetch::walk_new_commits(&fetched));
+    s.io.reply(&[""])?;
+    Ok(())
+}
+
+fn run_fetch(s: &Session, oids: &[String]) -> anyhow::Result<()> {
+    let mut cmd = gitcmd::git();
+    cmd.args([
+        "fetch",
+        "--no-write-fetch-head",
+        "--no-tags",
+        "--no-auto-maintenance",
+        "--recurse-submodules=no",
+        "--stdin",
+    ]);
+    cmd.args(s.opts.fetch_flags());
+    if !s.opts.progress {
+        cmd.arg("--no-progress");
+    }
+    cmd.arg(&s.endpoint.fetch_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    tracing::debug!(target: "entire::helper", "running git {}", gitcmd::describe(&cmd));
+    let mut child = gitcmd::spawn(&mut cmd)?;
+    if let Some(mut input) = child.stdin.take() {
+        let text = oids.join("\n") + "\n";
+        input
+            .write_all(text.as_bytes())
+            .context("writing object IDs to git fetch")?;
+    }
+    let status = child.wait().context("waiting for git fetch")?;
+    if !status.success() {
+        bail!("fetching from {} failed", s.endpoint.fetch_url);
+    }
+    Ok(())
+}
+
+fn push_batch(s: &mut Session, first: String) -> anyhow::Result<()> {
+    let mut raw = vec![first];
+    loop {
+        let Some(line) = s.io.read_line()? else {
+            bail!("git ended the session inside a push batch");
+        };
+        match parse_command(&line) {
+            Command::Push { spec } => raw.push(spec),
+            Command::Option { name, value } => {
+                let reply = s.opts.apply(&name, &value).line();
+                s.io.reply(&[reply])?;
+            }
+            Command::End => break,
+            other => bail!("unexpected {other:?} inside a push batch"),
+        }
+    }
+    let mut specs = Vec::new();
+    for r in &raw {
+        match PushSpec::parse(r) {
+            Some(spec) => specs.push(spec),
+            None => bail!("malformed push line from git: push {r}"),
+        }
+    }
+    let with_checkpoints = s.checkpoints_here();
+    let mut transport = GitPush::new(&s.endpoint.push_url);
+    let outcome = push::run(
+        s.repo.as_ref(),
+        &mut transport,
+        &specs,
+        &s.opts.push_options(),
+        with_checkpoints,
+    );
+    s.report_push(&outcome);
+    let mut lines: Vec<String> = outcome
+        .user
+        .iter()
+        .map(|(dst, st)| st.helper_line(dst))
+        .collect();
+    lines.push(String::new());
+    s.io.reply(&lines)?;
+    Ok(())
+}

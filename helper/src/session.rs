@@ -1,0 +1,147 @@
+//! Session setup shared by both modes: arguments, repository, endpoint, mode choice, and the checkpoint side
+//! effects (push summary, fetch pull-along) that must never fail the user's operation.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use entire::fetch;
+use entire::linked::Walk;
+use entire::push::Outcome;
+use entire::remote::{self, Endpoint, Transport};
+use entire::repo::Repo;
+
+use crate::protocol::{Io, Options};
+use crate::{own, relay};
+
+/// Everything a mode needs to serve git.
+pub struct Session {
+    pub io: Io,
+    pub opts: Options,
+    pub endpoint: Endpoint,
+    pub repo: Option<Repo>,
+    /// The remote name or `entire::<address>` git passed as argv[1].
+    pub argv1: String,
+}
+
+/// Entry point of `git-remote-entire`; exit 0 unless the protocol itself broke.
+pub fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("fatal: git-remote-entire: internal error: {info}");
+    }));
+    entire::logging::init(0, false);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = std::panic::catch_unwind(|| run(&args));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            let mut msg = format!("fatal: git-remote-entire: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!("\n  caused by: {cause}"));
+            }
+            eprintln!("{msg}");
+            ExitCode::from(128)
+        }
+        Err(_) => ExitCode::from(128),
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let Some(argv1) = args.first() else {
+        bail!("usage: git-remote-entire <remote> [<url>] (git runs this helper for entire::<address> URLs)");
+    };
+    if entire::gitcmd::depth() > 0 {
+        bail!(
+            "refusing to run inside itself: {} resolves to an entire:: URL again (check url.<base>.insteadOf)",
+            args.get(1).unwrap_or(argv1)
+        );
+    }
+    let repo = open_repo();
+    let endpoint =
+        remote::resolve_helper_args(repo.as_ref(), argv1, args.get(1).map(String::as_str))
+            .with_context(|| format!("cannot resolve {argv1}"))?;
+    tracing::debug!(target: "entire::helper", ?endpoint, "session start");
+    let session = Session {
+        io: Io::new(),
+        opts: Options::default(),
+        endpoint,
+        repo,
+        argv1: argv1.clone(),
+    };
+    match remote::transport_of(&session.endpoint.fetch_url) {
+        Transport::Relay { scheme } => relay::serve(session, &scheme),
+        Transport::Own => own::serve(session),
+    }
+}
+
+/// The repository git runs us for: `GIT_DIR` when set, else none (`git ls-remote` outside a repository).
+fn open_repo() -> Option<Repo> {
+    let dir = std::env::var_os("GIT_DIR")?;
+    let dir = PathBuf::from(dir);
+    match Repo::discover(&dir) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(target: "entire::helper", "cannot open the repository at {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+impl Session {
+    /// Whether checkpoints join a push to this endpoint.
+    pub fn checkpoints_here(&self) -> bool {
+        let Some(repo) = &self.repo else {
+            return false;
+        };
+        match remote::checkpoints_go_to(repo, &self.endpoint) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("warning: entire: checkpoints not pushed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Tell the user what happened to checkpoints (one line at normal verbosity).
+    pub fn report_push(&self, outcome: &Outcome) {
+        if self.opts.verbosity == 0 {
+            return;
+        }
+        for note in &outcome.notes {
+            eprintln!("{note}");
+        }
+        if let Some(summary) = &outcome.checkpoints {
+            if let Some(line) = summary.line(self.endpoint.display()) {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    /// Pull along checkpoints for the commits selected by `walk`; problems are warnings, never failures.
+    pub fn pull_along(&self, walk: &Walk) {
+        let Some(repo) = &self.repo else {
+            return;
+        };
+        let url = match remote::configured_checkpoint_remote(repo) {
+            Ok(Some(name)) => match remote::resolve(Some(repo), &name) {
+                Ok(e) => e.fetch_url,
+                Err(e) => {
+                    eprintln!("warning: entire: checkpoints not fetched: {e}");
+                    return;
+                }
+            },
+            Ok(None) => self.endpoint.fetch_url.clone(),
+            Err(e) => {
+                eprintln!("warning: entire: checkpoints not fetched: {e}");
+                return;
+            }
+        };
+        match fetch::pull_along(repo, &url, walk) {
+            Ok(r) if r.fetched > 0 && self.opts.verbosity > 0 => {
+                eprintln!("entire: fetched {} checkpoint(s)", r.fetched);
+            }
+            Ok(r) => tracing::debug!(target: "entire::helper", ?r, "pull-along"),
+            Err(e) => eprintln!("warning: entire: checkpoints not fetched: {e}"),
+        }
+    }
+}
