@@ -6,13 +6,13 @@
 //!   name that keeps resolving to `entire::<name>` is refused ([`RemoteError::Loop`]) instead of recursing.
 //! - Remote names are resolved with `git remote get-url [--push]`, so `insteadOf`/`pushInsteadOf` and
 //!   `pushurl` behave exactly as in git. Plain URLs get the same rewrites through gix when a repository exists.
-//! - The checkpoint remote is, in order: `strategy_options.checkpoint_remote` in `.entire/settings(.local).json`,
-//!   git config `entire.remote`, the remote being pushed to, `origin` ([`checkpoint_remote`]).
+//! - The checkpoint remote is, in order: `strategy_options.checkpoint_remote` (see [`crate::settings`]), git
+//!   config `entire.remote`, the remote being pushed to, `origin` ([`checkpoint_remote`]).
 //!
 //! Failure modes: [`RemoteError`] names the remote or file at fault. A malformed settings file is an error,
 //! never a silent fallback.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::gitcmd;
 use crate::repo::Repo;
@@ -33,8 +33,10 @@ pub enum RemoteError {
     },
     #[error("no remote to use: {what}")]
     NoRemote { what: String },
-    #[error("{path}: {problem}")]
-    Settings { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error("strategy_options.checkpoint_remote: expected a remote name, a URL or {{\"provider\": \"github\", \"repo\": \"org/name\"}}, got {value}")]
+    CheckpointRemote { value: String },
 }
 
 /// How the helper reaches a URL.
@@ -200,17 +202,11 @@ pub fn resolve_helper_args(
 
 /// The checkpoint remote configured for `repo`, if any: settings first, then `entire.remote`.
 pub fn configured_checkpoint_remote(repo: &Repo) -> Result<Option<String>, RemoteError> {
-    if let Some(root) = repo.workdir() {
-        for file in ["settings.local.json", "settings.json"] {
-            let path = root.join(".entire").join(file);
-            if let Some(v) = settings_checkpoint_remote(repo, &path)? {
-                return Ok(Some(v));
-            }
-        }
+    let settings = crate::settings::load(repo.workdir().as_deref())?;
+    if let Some(value) = &settings.checkpoint_remote {
+        return Ok(Some(settings_remote(repo, value)?));
     }
-    Ok(repo
-        .config_string("entire.remote")
-        .filter(|s| !s.is_empty()))
+    Ok(repo.config_string("entire.remote").filter(|s| !s.is_empty()))
 }
 
 /// The remote checkpoints go to when no remote is being pushed: configured, else `origin`.
@@ -244,55 +240,34 @@ pub fn checkpoints_go_to(repo: &Repo, pushed: &Endpoint) -> Result<bool, RemoteE
     Ok(target.push_url == pushed.push_url)
 }
 
-/// `strategy_options.checkpoint_remote` from one settings file: a remote name or URL, or upstream's
-/// `{"provider": "github", "repo": "org/name"}`.
-fn settings_checkpoint_remote(repo: &Repo, path: &Path) -> Result<Option<String>, RemoteError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(RemoteError::Settings {
-                path: path.to_path_buf(),
-                problem: e.to_string(),
-            })
-        }
-    };
-    let bad = |problem: String| RemoteError::Settings {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-    let Some(value) = json
-        .get("strategy_options")
-        .and_then(|s| s.get("checkpoint_remote"))
-    else {
-        return Ok(None);
+/// Interpret `strategy_options.checkpoint_remote`: a remote name or URL, or upstream's
+/// `{"provider": "github", "repo": "org/name"}` (URL style follows origin's: ssh or https).
+fn settings_remote(repo: &Repo, value: &serde_json::Value) -> Result<String, RemoteError> {
+    let bad = || RemoteError::CheckpointRemote {
+        value: value.to_string(),
     };
     match value {
-        serde_json::Value::Null => Ok(None),
-        serde_json::Value::String(s) if s.is_empty() => Ok(None),
-        serde_json::Value::String(s) => Ok(Some(s.clone())),
+        serde_json::Value::String(s) => Ok(s.clone()),
         serde_json::Value::Object(o) => {
             let provider = o.get("provider").and_then(|v| v.as_str()).unwrap_or("");
             let name = o.get("repo").and_then(|v| v.as_str()).unwrap_or("");
-            if provider != "github" || name.split('/').count() != 2 || name.contains("..") {
-                return Err(bad(format!(
-                    "strategy_options.checkpoint_remote: expected {{\"provider\": \"github\", \"repo\": \"org/name\"}}, got {value}"
-                )));
+            let valid_name = name.split('/').count() == 2
+                && !name.contains("..")
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+            if provider != "github" || !valid_name {
+                return Err(bad());
             }
             let origin = repo.config_string("remote.origin.url").unwrap_or_default();
             let origin = strip_helper_prefix(&origin);
-            let ssh = origin.starts_with("git@") || origin.starts_with("ssh://");
-            Ok(Some(if ssh {
+            Ok(if origin.starts_with("git@") || origin.starts_with("ssh://") {
                 format!("git@github.com:{name}.git")
             } else {
                 format!("https://github.com/{name}.git")
-            }))
+            })
         }
-        other => Err(bad(format!(
-            "strategy_options.checkpoint_remote must be a remote name, a URL or an object, got {other}"
-        ))),
+        _ => Err(bad()),
     }
 }
 

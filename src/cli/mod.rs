@@ -9,9 +9,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod error;
+mod fetch;
 mod fsck;
 pub mod man;
 mod migrate;
+mod install;
+mod list;
+mod push;
 mod show;
 mod status;
 mod write;
@@ -55,6 +59,14 @@ pub enum Command {
     /// Write the man pages into a directory.
     #[command(name = "__man", hide = true)]
     Man(man::Args),
+    /// List the checkpoints linked from code commits (Entire-Checkpoint trailers); fetches missing ones.
+    List(list::Args),
+    /// Fetch checkpoint refs by ID from the checkpoint remote.
+    Fetch(fetch::Args),
+    /// Push the queued checkpoint refs (flush the push queue).
+    Push(push::Args),
+    /// Route a remote's pushes through git-remote-entire (`remote.<name>.pushurl = entire::<url>`).
+    Install(install::Args),
 }
 
 /// Entry point of `git-entire`.
@@ -71,6 +83,10 @@ pub fn main_git_entire() -> ExitCode {
         Command::Fsck(a) => fsck::run(&cli.global, a),
         Command::Migrate(a) => migrate::run(&cli.global, a),
         Command::Man(a) => man::run(a),
+        Command::List(a) => list::run(&cli.global, a),
+        Command::Fetch(a) => fetch::run(&cli.global, a),
+        Command::Push(a) => push::run(&cli.global, a),
+        Command::Install(a) => install::run(&cli.global, a),
     };
     finish(result)
 }

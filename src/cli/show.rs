@@ -17,16 +17,33 @@ pub struct Args {
     /// Print a JSON object with where the checkpoint was found and the content.
     #[arg(long)]
     json: bool,
+    /// Do not fetch the checkpoint from the remote when it is missing locally.
+    #[arg(long)]
+    no_fetch: bool,
 }
 
 pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
     let id = CheckpointId::parse(&a.id)?;
     let (repo, settings) = open_repo()?;
-    let Some(found) = store::find(&repo, settings.rollout, &id)? else {
+    let found = match store::find(&repo, settings.rollout, &id)? {
+        Some(f) => Some(f),
+        // Lazy read: one fetch of just this checkpoint's ref (both shard spellings), then look again.
+        None if !a.no_fetch => {
+            let report = super::fetch::fetch_for_read(&repo, std::slice::from_ref(&id))?;
+            if report.fetched.is_empty() {
+                None
+            } else {
+                store::find(&repo, settings.rollout, &id)?
+            }
+        }
+        None => None,
+    };
+    let Some(found) = found else {
         let mut places = refname::spellings(&id);
         places.push(refname::LEGACY_BRANCH.to_string());
+        let where_ = if a.no_fetch { "locally" } else { "locally or on the remote" };
         return Err(CliError::user(format!(
-            "checkpoint {id} not found locally (looked in {})",
+            "checkpoint {id} not found {where_} (looked in {})",
             places.join(", ")
         )));
     };

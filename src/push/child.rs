@@ -41,17 +41,10 @@ impl GitPush {
             "--no-verify",
             "--recurse-submodules=no",
         ]);
-        if o.progress {
-            cmd.arg("--progress");
-        }
-        match o.verbosity {
-            0 => {
-                cmd.arg("-q");
-            }
-            1 => {}
-            _ => {
-                cmd.arg("-v");
-            }
+        // Never `-q`: it also silences the porcelain status lines this parses.
+        cmd.arg(if o.progress { "--progress" } else { "--no-progress" });
+        if o.verbosity > 1 {
+            cmd.arg("-v");
         }
         if o.dry_run {
             cmd.arg("--dry-run");

@@ -14,16 +14,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub fn bin_dir() -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_git-entire"));
     let dir = exe.parent().expect("binary has a parent dir").to_path_buf();
-    let helper = dir.join("git-remote-entire");
-    if !helper.exists() {
-        // `cargo test` builds the root package's binaries; build the helper crate too.
+    // `cargo test` builds the root package's binaries only; build the helper crate too, once per run, so a
+    // stale helper binary is never tested.
+    static BUILD_HELPER: std::sync::Once = std::sync::Once::new();
+    BUILD_HELPER.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", "git-remote-entire"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building git-remote-entire failed");
-    }
+    });
     dir
 }
 
@@ -33,6 +34,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct TestEnv {
     pub root: tempfile::TempDir,
     date: AtomicU64,
+    /// Extra variables for every command (e.g. `GIT_SSH_COMMAND`), set with [`TestEnv::set_env`].
+    extra: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// Result of running a command, with helpers for assertions.
@@ -96,6 +99,7 @@ impl TestEnv {
         TestEnv {
             root,
             date: AtomicU64::new(1_767_225_600), // 2026-01-01T00:00:00Z
+            extra: Default::default(),
         }
     }
 
@@ -135,7 +139,17 @@ impl TestEnv {
         if let Ok(v) = std::env::var("ENTIRE_LOG") {
             c.env("ENTIRE_LOG", v);
         }
+        for (k, v) in self.extra.lock().expect("env lock").iter() {
+            c.env(k, v);
+        }
         c
+    }
+
+    /// Set `key=value` for every later command of this environment.
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut extra = self.extra.lock().expect("env lock");
+        extra.retain(|(k, _)| k != key);
+        extra.push((key.to_string(), value.to_string()));
     }
 
     /// Run `program args…` in `cwd`.

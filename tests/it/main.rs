@@ -1,8 +1,12 @@
 //! The one integration-test binary. Every module listed here is checked against the files on disk.
 mod env;
+mod fixtures;
+mod helper_t5801;
 mod migrate;
 mod queue;
+mod servers;
 mod store;
+mod transports;
 
 #[test]
 fn no_forgotten_test_modules() {

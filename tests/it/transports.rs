@@ -1,0 +1,132 @@
+//! One setup per transport the helper serves: file://, git daemon, smart HTTP (plain and behind basic auth
+//! with a credential helper), ssh through a fake `GIT_SSH_COMMAND`. Tests get a bare "server" repository and
+//! its URL, and can look at the server's log.
+
+use std::path::PathBuf;
+
+use crate::env::TestEnv;
+use crate::servers::{self, Auth, Server};
+
+/// The transports under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Daemon,
+    Http,
+    HttpAuth,
+    Ssh,
+}
+
+/// A test environment with one served bare repository.
+pub struct Served {
+    pub env: TestEnv,
+    pub kind: Kind,
+    /// Directory served by the server; bare repositories live directly below it.
+    pub root: PathBuf,
+    pub server: Option<Server>,
+    /// The fake ssh's command log (ssh only).
+    pub ssh_log: Option<PathBuf>,
+}
+
+impl Served {
+    /// Start `kind` with an empty bare repository `server.git` seeded with one commit on `main`.
+    pub fn new(kind: Kind) -> Self {
+        let env = TestEnv::new();
+        let root = env.path().join("srv");
+        std::fs::create_dir_all(&root).expect("served root");
+        let mut ssh_log = None;
+        let server = match kind {
+            Kind::File => None,
+            Kind::Ssh => {
+                ssh_log = Some(servers::fake_ssh(&env));
+                None
+            }
+            Kind::Daemon => Some(servers::git_daemon(&env, &root)),
+            Kind::Http => Some(servers::http(&env, &root, None)),
+            Kind::HttpAuth => {
+                let auth = Auth {
+                    user: "alice",
+                    password: "s3cret",
+                };
+                let s = servers::http(
+                    &env,
+                    &root,
+                    Some(Auth {
+                        user: auth.user,
+                        password: auth.password,
+                    }),
+                );
+                servers::store_credentials(&env, &s, &auth);
+                Some(s)
+            }
+        };
+        let served = Served {
+            env,
+            kind,
+            root,
+            server,
+            ssh_log,
+        };
+        served.bare("server.git");
+        let seed = served.env.repo("seed");
+        served
+            .env
+            .git(&seed, &["push", "-q", served.path("server.git").to_str().expect("utf-8"), "main"]);
+        served
+    }
+
+    /// Create another bare repository below the served root.
+    pub fn bare(&self, name: &str) -> PathBuf {
+        let dir = self.path(name);
+        self.env.git(
+            self.env.path(),
+            &["init", "-q", "--bare", "-b", "main", dir.to_str().expect("utf-8 path")],
+        );
+        dir
+    }
+
+    /// Local path of a served repository.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// The URL of a served repository for this transport (without `entire::`).
+    pub fn url(&self, name: &str) -> String {
+        match self.kind {
+            Kind::File => format!("file://{}", self.path(name).display()),
+            Kind::Ssh => format!("ssh://fakehost{}", self.path(name).display()),
+            Kind::Daemon | Kind::Http | Kind::HttpAuth => self.server.as_ref().expect("server").url(name),
+        }
+    }
+
+    /// The server's log (daemon log, HTTP access log, fake-ssh command log); empty for file://.
+    pub fn log(&self) -> String {
+        match (&self.server, &self.ssh_log) {
+            (Some(s), _) => s.log_text(),
+            (None, Some(p)) => std::fs::read_to_string(p).unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// Number of receive-pack connections (pushes) the server saw so far; `None` for file://.
+    pub fn push_connections(&self) -> Option<usize> {
+        let log = self.log();
+        match self.kind {
+            Kind::File => None,
+            Kind::Daemon => Some(log.lines().filter(|l| l.contains("Request receive-pack")).count()),
+            Kind::Http | Kind::HttpAuth => Some(servers::count_requests(&log, "POST", "git-receive-pack")),
+            Kind::Ssh => Some(log.lines().filter(|l| l.contains("git-receive-pack")).count()),
+        }
+    }
+
+    /// Number of upload-pack connections (fetches and listings) the server saw so far; `None` for file://.
+    pub fn fetch_connections(&self) -> Option<usize> {
+        let log = self.log();
+        match self.kind {
+            Kind::File => None,
+            Kind::Daemon => Some(log.lines().filter(|l| l.contains("Request upload-pack")).count()),
+            Kind::Http | Kind::HttpAuth => Some(servers::count_requests(&log, "POST", "git-upload-pack")),
+            Kind::Ssh => Some(log.lines().filter(|l| l.contains("git-upload-pack")).count()),
+        }
+    }
+}
