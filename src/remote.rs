@@ -206,7 +206,9 @@ pub fn configured_checkpoint_remote(repo: &Repo) -> Result<Option<String>, Remot
     if let Some(value) = &settings.checkpoint_remote {
         return Ok(Some(settings_remote(repo, value)?));
     }
-    Ok(repo.config_string("entire.remote").filter(|s| !s.is_empty()))
+    Ok(repo
+        .config_string("entire.remote")
+        .filter(|s| !s.is_empty()))
 }
 
 /// The remote checkpoints go to when no remote is being pushed: configured, else `origin`.
@@ -261,11 +263,13 @@ fn settings_remote(repo: &Repo, value: &serde_json::Value) -> Result<String, Rem
             }
             let origin = repo.config_string("remote.origin.url").unwrap_or_default();
             let origin = strip_helper_prefix(&origin);
-            Ok(if origin.starts_with("git@") || origin.starts_with("ssh://") {
-                format!("git@github.com:{name}.git")
-            } else {
-                format!("https://github.com/{name}.git")
-            })
+            Ok(
+                if origin.starts_with("git@") || origin.starts_with("ssh://") {
+                    format!("git@github.com:{name}.git")
+                } else {
+                    format!("https://github.com/{name}.git")
+                },
+            )
         }
         _ => Err(bad()),
     }

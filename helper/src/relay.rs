@@ -10,104 +10,28 @@
 //! reader had already buffered is passed on first. The git → server direction is watched (never changed) for
 //! `want` lines, and the checkpoint pull-along runs for those commits while git waits for us to exit.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+mod child;
+mod pump;
 
-use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+
+use anyhow::bail;
 use entire::fetch;
-use entire::gitcmd::{self, DEPTH_ENV};
 use entire::push::{self, PushOptions, PushSpec, PushTransport, RefStatus, TransportFailure};
 use entire::repo::ObjectId;
 
-use crate::pktline::WantSniffer;
 use crate::protocol::{parse_command, Command as Cmd};
 use crate::session::Session;
+use child::Relayed;
 
-/// Longest we wait for git to finish indexing a relayed fetch before giving up on the pull-along.
-const DISCONNECT_WAIT: Duration = Duration::from_secs(30 * 60);
-
-struct Relayed {
-    process: Child,
-    to: ChildStdin,
-    from: BufReader<ChildStdout>,
-}
-
-impl Relayed {
-    fn send(&mut self, line: &str) -> std::io::Result<()> {
-        self.to.write_all(line.as_bytes())?;
-        self.to.write_all(b"\n")?;
-        self.to.flush()
-    }
-
-    /// One reply line (without newline); `None` when the child closed its output.
-    fn recv(&mut self) -> std::io::Result<Option<String>> {
-        let mut buf = Vec::new();
-        if self.from.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(None);
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        }
-        Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
-    }
-
-    /// Reply lines up to (not including) the blank line.
-    fn recv_block(&mut self) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        loop {
-            match self.recv()? {
-                None => bail!("git remote helper for the relayed URL exited unexpectedly"),
-                Some(l) if l.is_empty() => return Ok(out),
-                Some(l) => out.push(l),
-            }
-        }
-    }
-}
-
-fn exec_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("GIT_EXEC_PATH") {
-        return PathBuf::from(p);
-    }
-    let mut cmd = gitcmd::git();
-    cmd.arg("--exec-path");
-    match gitcmd::run_ok(&mut cmd) {
-        Ok(out) => PathBuf::from(out.trim()),
-        Err(_) => PathBuf::from("/usr/lib/git-core"),
-    }
-}
-
-fn spawn(s: &Session, scheme: &str) -> anyhow::Result<Relayed> {
-    let program = exec_path().join(format!("git-remote-{scheme}"));
+/// Serve git by relaying to `git remote-<scheme>`.
+pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
     let name = if s.argv1.starts_with(entire::remote::HELPER_PREFIX) {
         s.endpoint.fetch_url.clone()
     } else {
         s.argv1.clone()
     };
-    let mut process = Command::new(&program)
-        .arg(name)
-        .arg(&s.endpoint.fetch_url)
-        .env(DEPTH_ENV, (gitcmd::depth() + 1).to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    let (Some(to), Some(from)) = (process.stdin.take(), process.stdout.take()) else {
-        bail!("{} started without pipes", program.display());
-    };
-    Ok(Relayed {
-        process,
-        to,
-        from: BufReader::new(from),
-    })
-}
-
-/// Serve git by relaying to `git remote-<scheme>`.
-pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
-    let mut child = spawn(&s, scheme)?;
+    let mut child = Relayed::spawn(scheme, &name, &s.endpoint.fetch_url)?;
     while let Some(line) = s.io.read_line()? {
         let command = parse_command(&line);
         match command {
@@ -116,10 +40,7 @@ pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
                 ref value,
             } => {
                 let _ = s.opts.apply(name, value);
-                child.send(&line)?;
-                let reply = child
-                    .recv()?
-                    .unwrap_or_else(|| "error helper exited".into());
+                let reply = child.option(&line)?;
                 s.io.reply(&[reply])?;
             }
             Cmd::List { for_push } => {
@@ -140,7 +61,7 @@ pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
                 let reply = child.recv()?.unwrap_or_else(|| "fallback".into());
                 s.io.reply(&[reply.as_str()])?;
                 if reply.is_empty() {
-                    return pump(s, child, &service);
+                    return pump::pump(s, child, &service);
                 }
             }
             Cmd::End => {
@@ -195,10 +116,12 @@ fn fetch_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::R
     Ok(())
 }
 
-/// Push through the relayed child: the helper protocol's own `push` batch.
+/// Push through the relayed child: the helper protocol's own `push` batch. The first push uses the child git
+/// already talked to; any later one (atomic split, hook retry) a fresh child with the same options.
 struct RelayPush<'c> {
     child: &'c mut Relayed,
     atomic: bool,
+    pushes: usize,
 }
 
 impl PushTransport for RelayPush<'_> {
@@ -210,10 +133,13 @@ impl PushTransport for RelayPush<'_> {
         let fail = |e: &dyn std::fmt::Display| TransportFailure {
             message: format!("relayed push failed: {e}"),
         };
+        if self.pushes > 0 {
+            self.child.respawn().map_err(|e| fail(&e))?;
+        }
+        self.pushes += 1;
         if options.atomic != self.atomic {
             let line = format!("option atomic {}", options.atomic);
-            self.child.send(&line).map_err(|e| fail(&e))?;
-            let _ = self.child.recv().map_err(|e| fail(&e))?;
+            self.child.option(&line).map_err(|e| fail(&e))?;
             self.atomic = options.atomic;
         }
         for spec in specs {
@@ -240,10 +166,7 @@ fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Re
             Cmd::Push { spec } => raw.push(spec),
             Cmd::Option { name, value } => {
                 let _ = s.opts.apply(&name, &value);
-                child.send(&line)?;
-                let reply = child
-                    .recv()?
-                    .unwrap_or_else(|| "error helper exited".into());
+                let reply = child.option(&line)?;
                 s.io.reply(&[reply])?;
             }
             Cmd::End => break,
@@ -262,6 +185,7 @@ fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Re
     let mut transport = RelayPush {
         child,
         atomic: options.atomic,
+        pushes: 0,
     };
     let outcome = push::run(
         s.repo.as_ref(),
@@ -279,104 +203,4 @@ fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Re
     lines.push(String::new());
     s.io.reply(&lines)?;
     Ok(())
-}
-
-/// Copy everything from `from` to `to`, flushing after each chunk, until `from` ends; every chunk is also
-/// shown to `observe`.
-fn copy_flushing(from: &mut impl BufRead, to: &mut impl Write, mut observe: impl FnMut(&[u8])) {
-    loop {
-        let n = match from.fill_buf() {
-            Ok([]) | Err(_) => return,
-            Ok(buf) => {
-                observe(buf);
-                if to.write_all(buf).and_then(|_| to.flush()).is_err() {
-                    return;
-                }
-                buf.len()
-            }
-        };
-        from.consume(n);
-    }
-}
-
-/// Become a transparent byte pump until both sides are done, then pull along checkpoints for what a
-/// protocol-v2 fetch asked for. git closes its end of our stdout once the pack is indexed and then waits for
-/// us before it updates refs, so after [`wait_for_disconnect`] the walk "wanted, not reachable from local refs"
-/// is exactly the commits this fetch brought.
-fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
-    let Session {
-        io,
-        repo,
-        opts,
-        endpoint,
-        argv1,
-    } = s;
-    let Relayed {
-        mut process,
-        mut to,
-        mut from,
-    } = child;
-    let mut input = io.input;
-    let upstream = std::thread::spawn(move || {
-        let mut sniffer = WantSniffer::default();
-        copy_flushing(&mut input, &mut to, |chunk| sniffer.feed(chunk));
-        drop(to);
-        sniffer.wants()
-    });
-    let mut stdout = io.output;
-    copy_flushing(&mut from, &mut stdout, |_| {});
-    let _ = process.wait();
-    let wants = upstream.join().unwrap_or_default();
-    if repo.is_none() || service != "git-upload-pack" || wants.is_empty() {
-        return Ok(());
-    }
-    let fetched: Vec<ObjectId> = wants
-        .iter()
-        .filter_map(|o| ObjectId::from_hex(o.as_bytes()).ok())
-        .collect();
-    if !wait_for_disconnect(DISCONNECT_WAIT) {
-        tracing::info!(target: "entire::helper", "git did not finish the fetch in time; no checkpoint pull-along");
-        return Ok(());
-    }
-    let session = Session {
-        io: crate::protocol::Io::new(),
-        opts,
-        endpoint,
-        repo,
-        argv1,
-    };
-    session.pull_along(&fetch::walk_new_commits(&fetched));
-    Ok(())
-}
-
-/// Wait until git closed the reading end of our stdout, which it does once the fetched pack is indexed, right
-/// before it waits for us to exit. False if stdout is not a pipe or `limit` passed.
-fn wait_for_disconnect(limit: Duration) -> bool {
-    // SAFETY: `fstat` and `poll` on fd 1 with zero-initialised, stack-owned structures that outlive the calls.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(1, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFIFO {
-            return false;
-        }
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            let mut pfd = libc::pollfd {
-                fd: 1,
-                events: 0,
-                revents: 0,
-            };
-            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-            let r = libc::poll(&mut pfd, 1, ms);
-            if r > 0 && (pfd.revents & (libc::POLLERR | libc::POLLHUP)) != 0 {
-                return true;
-            }
-            if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return false;
-            }
-        }
-    }
 }

@@ -24,7 +24,10 @@ pub struct Args {
 
 fn config(repo: &Repo, args: &[&str]) -> Result<String, CliError> {
     let mut cmd = gitcmd::git();
-    cmd.arg("-C").arg(remote::repo_dir(repo)).arg("config").args(args);
+    cmd.arg("-C")
+        .arg(remote::repo_dir(repo))
+        .arg("config")
+        .args(args);
     gitcmd::run_ok(&mut cmd)
         .map(|s| s.trim().to_string())
         .map_err(|e| CliError::new(Exit::Internal, e))
@@ -32,7 +35,9 @@ fn config(repo: &Repo, args: &[&str]) -> Result<String, CliError> {
 
 fn get(repo: &Repo, key: &str) -> Option<String> {
     let mut cmd = gitcmd::git();
-    cmd.arg("-C").arg(remote::repo_dir(repo)).args(["config", "--get", key]);
+    cmd.arg("-C")
+        .arg(remote::repo_dir(repo))
+        .args(["config", "--get", key]);
     gitcmd::run_ok(&mut cmd).ok().map(|s| s.trim().to_string())
 }
 
@@ -62,9 +67,12 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
             config(&repo, &["--local", &url_key, plain])?;
             changes.push(format!("{url_key} = {plain}"));
         }
-        let still_used = config(&repo, &["--local", "--get-regexp", r"^remote\..*\.(push)?url$"])
-            .map(|all| all.lines().any(|l| l.contains(" entire::")))
-            .unwrap_or(false);
+        let still_used = config(
+            &repo,
+            &["--local", "--get-regexp", r"^remote\..*\.(push)?url$"],
+        )
+        .map(|all| all.lines().any(|l| l.contains(" entire::")))
+        .unwrap_or(false);
         if !still_used && get(&repo, "protocol.entire.allow").is_some() {
             config(&repo, &["--local", "--unset-all", "protocol.entire.allow"])?;
             changes.push("unset protocol.entire.allow".into());
@@ -88,7 +96,10 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
     }
     if !g.quiet {
         if changes.is_empty() {
-            eprintln!("entire: {name} is already {}", if a.undo { "plain" } else { "set up" });
+            eprintln!(
+                "entire: {name} is already {}",
+                if a.undo { "plain" } else { "set up" }
+            );
         }
         for c in changes {
             println!("{c}");

@@ -61,8 +61,8 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         max_ids: a.max_count,
         ..Walk::default()
     };
-    let links = linked::scan(&remote::repo_dir(&repo), &walk)
-        .map_err(|e| CliError::new(Exit::User, e))?;
+    let links =
+        linked::scan(&remote::repo_dir(&repo), &walk).map_err(|e| CliError::new(Exit::User, e))?;
     let mut ids: Vec<CheckpointId> = Vec::new();
     for id in links.iter().flat_map(|l| l.ids.iter()) {
         if !ids.contains(id) && a.max_count.is_none_or(|m| ids.len() < m) {
@@ -94,7 +94,11 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("JSON value serializes"))
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON value serializes")
+        )
     } else {
         rows.iter().try_for_each(|(id, link, state)| {
             let short = link.commit.get(..12).unwrap_or(&link.commit);
@@ -102,7 +106,9 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         })
     };
     match res.and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::new(Exit::Internal, e)),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::new(Exit::Internal, e))
+        }
         _ => Ok(()),
     }
 }

@@ -77,7 +77,11 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
     if summary.kept.is_empty() {
         return Ok(());
     }
-    let mut msg = format!("{} checkpoint(s) were not accepted by {}:", summary.kept.len(), endpoint.display());
+    let mut msg = format!(
+        "{} checkpoint(s) were not accepted by {}:",
+        summary.kept.len(),
+        endpoint.display()
+    );
     for (name, why) in summary.kept.iter().take(10) {
         msg.push_str(&format!("\n  {name}: {why}"));
     }
@@ -105,11 +109,13 @@ fn reconcile(repo: &Repo, url: &str) -> Result<(usize, usize), CliError> {
 
 /// The remote's checkpoint refs: a prefix listing in-process where gix can reach the URL, else `git ls-remote`.
 fn remote_checkpoint_refs(repo: &Repo, url: &str) -> Result<HashMap<String, ObjectId>, CliError> {
-    let unreachable =
-        |e: &dyn std::fmt::Display| CliError::new(Exit::Unreachable, anyhow::anyhow!("cannot list {url}: {e}"));
+    let unreachable = |e: &dyn std::fmt::Display| {
+        CliError::new(Exit::Unreachable, anyhow::anyhow!("cannot list {url}: {e}"))
+    };
     let mut out = HashMap::new();
     if remote::transport_of(url) == Transport::Own {
-        let listing = lsrefs::ls_refs(Some(repo), url, &[CHECKPOINT_PREFIX]).map_err(|e| unreachable(&e))?;
+        let listing =
+            lsrefs::ls_refs(Some(repo), url, &[CHECKPOINT_PREFIX]).map_err(|e| unreachable(&e))?;
         for r in listing.refs {
             if let RefValue::Object { id, .. } = r.value {
                 out.insert(r.name, id);

@@ -41,7 +41,11 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
     let Some(found) = found else {
         let mut places = refname::spellings(&id);
         places.push(refname::LEGACY_BRANCH.to_string());
-        let where_ = if a.no_fetch { "locally" } else { "locally or on the remote" };
+        let where_ = if a.no_fetch {
+            "locally"
+        } else {
+            "locally or on the remote"
+        };
         return Err(CliError::user(format!(
             "checkpoint {id} not found {where_} (looked in {})",
             places.join(", ")

@@ -42,7 +42,11 @@ impl GitPush {
             "--recurse-submodules=no",
         ]);
         // Never `-q`: it also silences the porcelain status lines this parses.
-        cmd.arg(if o.progress { "--progress" } else { "--no-progress" });
+        cmd.arg(if o.progress {
+            "--progress"
+        } else {
+            "--no-progress"
+        });
         if o.verbosity > 1 {
             cmd.arg("-v");
         }

@@ -8,7 +8,10 @@ use crate::env::TestEnv;
 
 /// The queue file of the repository at `repo` (any worktree, bare or not).
 pub fn queue_file(env: &TestEnv, repo: &Path) -> PathBuf {
-    let common = env.git(repo, &["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+    let common = env.git(
+        repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    );
     PathBuf::from(common).join("entire-checkpoint-push-queue.jsonl")
 }
 
@@ -41,9 +44,16 @@ pub fn cp_ref(id: &str) -> String {
 
 /// Create (or advance, when `parent` is given) checkpoint `id` in `repo`; returns the new commit.
 pub fn write_checkpoint(env: &TestEnv, repo: &Path, id: &str, parent: Option<&str>) -> String {
-    let meta = format!("{{\"checkpoint_id\":\"{id}\",\"v\":\"{}\"}}\n", parent.unwrap_or("first"));
+    let meta = format!(
+        "{{\"checkpoint_id\":\"{id}\",\"v\":\"{}\"}}\n",
+        parent.unwrap_or("first")
+    );
     let blob = env.git_stdin(repo, &["hash-object", "-w", "--stdin"], &meta);
-    let tree = env.git_stdin(repo, &["mktree"], &format!("100644 blob {blob}\tmetadata.json\n"));
+    let tree = env.git_stdin(
+        repo,
+        &["mktree"],
+        &format!("100644 blob {blob}\tmetadata.json\n"),
+    );
     let mut args = vec!["commit-tree", tree.as_str(), "-m"];
     let msg = format!("Checkpoint: {id}");
     args.push(&msg);
@@ -69,15 +79,24 @@ pub fn hex_id(n: u32) -> String {
 
 /// `(name, value)` of every ref under `prefix` in `repo`.
 pub fn refs(env: &TestEnv, repo: &Path, prefix: &str) -> Vec<(String, String)> {
-    env.git(repo, &["for-each-ref", "--format=%(refname) %(objectname)", prefix])
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
-        .collect()
+    env.git(
+        repo,
+        &["for-each-ref", "--format=%(refname) %(objectname)", prefix],
+    )
+    .lines()
+    .filter_map(|l| {
+        l.split_once(' ')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    })
+    .collect()
 }
 
 /// The value of `name` in `repo`, if it exists.
 pub fn ref_value(env: &TestEnv, repo: &Path, name: &str) -> Option<String> {
-    refs(env, repo, name).into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    refs(env, repo, name)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
 }
 
 /// Commit a change in `repo` with `Entire-Checkpoint` trailers for `ids`; returns the commit.

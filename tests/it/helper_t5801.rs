@@ -14,12 +14,24 @@ fn t5801(kind: Kind) {
     let seed = env.path().join("seed");
 
     // clone
-    env.git(env.path(), &["clone", "-q", &format!("entire::{url}"), "local"]);
+    env.git(
+        env.path(),
+        &["clone", "-q", &format!("entire::{url}"), "local"],
+    );
     let local = env.path().join("local");
     let server_main = ref_value(env, &server, "refs/heads/main").expect("server main");
-    assert_eq!(ref_value(env, &local, "refs/remotes/origin/main").as_deref(), Some(server_main.as_str()));
-    assert_eq!(env.git(&local, &["symbolic-ref", "HEAD"]), "refs/heads/main");
-    assert_eq!(env.git(&local, &["config", "remote.origin.url"]), format!("entire::{url}"));
+    assert_eq!(
+        ref_value(env, &local, "refs/remotes/origin/main").as_deref(),
+        Some(server_main.as_str())
+    );
+    assert_eq!(
+        env.git(&local, &["symbolic-ref", "HEAD"]),
+        "refs/heads/main"
+    );
+    assert_eq!(
+        env.git(&local, &["config", "remote.origin.url"]),
+        format!("entire::{url}")
+    );
 
     // fetch new branch, fetch multiple branches
     let server_path = server.to_str().expect("utf-8");
@@ -38,7 +50,10 @@ fn t5801(kind: Kind) {
 
     // pull
     env.git(&seed, &["checkout", "-q", "main"]);
-    env.git(&seed, &["commit", "-q", "--allow-empty", "-m", "second on main"]);
+    env.git(
+        &seed,
+        &["commit", "-q", "--allow-empty", "-m", "second on main"],
+    );
     env.git(&seed, &["push", "-q", server_path, "main"]);
     env.git(&local, &["pull", "-q", "--ff-only"]);
     assert_eq!(
@@ -47,10 +62,17 @@ fn t5801(kind: Kind) {
     );
 
     // push
-    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "local work"]);
+    env.git(
+        &local,
+        &["commit", "-q", "--allow-empty", "-m", "local work"],
+    );
     let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
     assert!(out.stderr.contains("main -> main"), "{}", out.stderr);
-    assert!(!out.stderr.contains("[new branch]"), "no spurious new-branch message: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("[new branch]"),
+        "no spurious new-branch message: {}",
+        out.stderr
+    );
     assert_eq!(
         ref_value(env, &server, "refs/heads/main"),
         ref_value(env, &local, "refs/heads/main")
@@ -59,22 +81,45 @@ fn t5801(kind: Kind) {
     // push new branch by name, old:new, HEAD:new
     env.git(&local, &["branch", "byname"]);
     let out = env.run(&local, "git", ["push", "origin", "byname"]).ok();
-    assert_eq!(out.stderr.matches("[new branch]").count(), 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("[new branch]").count(),
+        1,
+        "{}",
+        out.stderr
+    );
     env.git(&local, &["push", "-q", "origin", "main:renamed"]);
     env.git(&local, &["push", "-q", "origin", "HEAD:refs/heads/headnew"]);
     let head = ref_value(env, &local, "refs/heads/main");
     for b in ["byname", "renamed", "headnew"] {
-        assert_eq!(ref_value(env, &server, &format!("refs/heads/{b}")), head, "{b}");
+        assert_eq!(
+            ref_value(env, &server, &format!("refs/heads/{b}")),
+            head,
+            "{b}"
+        );
     }
 
     // forced push
     env.git(&local, &["reset", "-q", "--hard", "HEAD~1"]);
     let rejected = env.run(&local, "git", ["push", "origin", "main"]);
     assert_ne!(rejected.status, 0, "non-fast-forward push must fail");
-    assert!(rejected.stderr.contains("[rejected]"), "{}", rejected.stderr);
-    assert!(rejected.stderr.contains("non-fast-forward"), "{}", rejected.stderr);
-    let forced = env.run(&local, "git", ["push", "--force", "origin", "main"]).ok();
-    assert!(forced.stderr.contains("(forced update)"), "{}", forced.stderr);
+    assert!(
+        rejected.stderr.contains("[rejected]"),
+        "{}",
+        rejected.stderr
+    );
+    assert!(
+        rejected.stderr.contains("non-fast-forward"),
+        "{}",
+        rejected.stderr
+    );
+    let forced = env
+        .run(&local, "git", ["push", "--force", "origin", "main"])
+        .ok();
+    assert!(
+        forced.stderr.contains("(forced update)"),
+        "{}",
+        forced.stderr
+    );
     assert_eq!(
         ref_value(env, &server, "refs/heads/main"),
         ref_value(env, &local, "refs/heads/main")
@@ -90,13 +135,19 @@ fn t5801(kind: Kind) {
     assert!(fetch_head.starts_with(&ref_value(env, &server, "refs/heads/main").expect("main")));
     env.git(&local, &["fetch", "-q", &format!("entire::{url}"), "other"]);
     let fetch_head = std::fs::read_to_string(local.join(".git/FETCH_HEAD")).expect("FETCH_HEAD");
-    assert!(fetch_head.contains("branch 'other' of entire::"), "{fetch_head}");
+    assert!(
+        fetch_head.contains("branch 'other' of entire::"),
+        "{fetch_head}"
+    );
 
     // fetch tag (annotated: the peeled value is listed too)
     env.git(&seed, &["tag", "-a", "-m", "v1", "v1", "main"]);
     env.git(&seed, &["push", "-q", server_path, "v1"]);
     env.git(&local, &["fetch", "-q", "origin", "tag", "v1"]);
-    assert_eq!(ref_value(env, &local, "refs/tags/v1"), ref_value(env, &server, "refs/tags/v1"));
+    assert_eq!(
+        ref_value(env, &local, "refs/tags/v1"),
+        ref_value(env, &server, "refs/tags/v1")
+    );
 
     // The transport under test really carried the traffic (and really required the credentials).
     if kind != Kind::File {
@@ -104,15 +155,26 @@ fn t5801(kind: Kind) {
         assert!(s.fetch_connections() > Some(0), "server log:\n{}", s.log());
     }
     if kind == Kind::HttpAuth {
-        let anonymous = env.run(&local, "git", ["-c", "credential.helper=", "ls-remote", &url]);
+        let anonymous = env.run(
+            &local,
+            "git",
+            ["-c", "credential.helper=", "ls-remote", &url],
+        );
         assert_ne!(anonymous.status, 0, "the server must demand credentials");
     }
 
     // broken remote: the helper reports, git fails
     let broken = s.url("missing.git");
-    let out = env.run(env.path(), "git", ["clone", &format!("entire::{broken}"), "broken"]);
+    let out = env.run(
+        env.path(),
+        "git",
+        ["clone", &format!("entire::{broken}"), "broken"],
+    );
     assert_ne!(out.status, 0);
-    assert!(!env.path().join("broken").exists(), "a failed clone leaves nothing behind");
+    assert!(
+        !env.path().join("broken").exists(),
+        "a failed clone leaves nothing behind"
+    );
     assert!(!out.stderr.is_empty(), "failure is reported");
 }
 
@@ -158,12 +220,21 @@ fn remote_vcs_entire_and_entire_remote_name_forms() {
         .expect("git runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("Got cap push"), "the entire helper served the fetch: {stderr}");
+    assert!(
+        stderr.contains("Got cap push"),
+        "the entire helper served the fetch: {stderr}"
+    );
     assert!(ref_value(env, &local, "refs/remotes/v/main").is_some());
     // entire::<remote-name>: resolved through `git remote get-url`, nested entire:: stripped.
-    env.git(&local, &["remote", "add", "nested", &format!("entire::{url}")]);
+    env.git(
+        &local,
+        &["remote", "add", "nested", &format!("entire::{url}")],
+    );
     env.git(&local, &["commit", "-q", "--allow-empty", "-m", "x"]);
-    env.git(&local, &["push", "-q", "entire::nested", "HEAD:refs/heads/via-name"]);
+    env.git(
+        &local,
+        &["push", "-q", "entire::nested", "HEAD:refs/heads/via-name"],
+    );
     assert_eq!(
         ref_value(env, &s.path("server.git"), "refs/heads/via-name"),
         ref_value(env, &local, "refs/heads/main")
@@ -182,8 +253,15 @@ fn insteadof_back_to_entire_is_refused_not_recursed() {
     let local = env.repo("local");
     let url = s.url("server.git");
     // Every push to the real URL is rewritten to go through the helper again: the nested helper refuses.
-    env.git(&local, &["config", &format!("url.entire::{url}.pushInsteadOf"), &url]);
+    env.git(
+        &local,
+        &["config", &format!("url.entire::{url}.pushInsteadOf"), &url],
+    );
     let out = env.run(&local, "git", ["push", &format!("entire::{url}"), "main"]);
     assert_ne!(out.status, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("refusing to run inside itself"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to run inside itself"),
+        "{}",
+        out.stderr
+    );
 }

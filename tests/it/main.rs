@@ -1,6 +1,7 @@
 //! The one integration-test binary. Every module listed here is checked against the files on disk.
 mod env;
 mod fixtures;
+mod helper_push;
 mod helper_t5801;
 mod migrate;
 mod queue;

@@ -91,13 +91,14 @@ fn start(mut spawn: impl FnMut(u16) -> (Child, String, PathBuf)) -> Server {
 
 /// `git daemon` serving every repository below `root` (read and write).
 pub fn git_daemon(env: &TestEnv, root: &Path) -> Server {
+    // The dashed binary itself: `git daemon` would run it as a child that outlives a kill of the wrapper.
+    let daemon = format!("{}/git-daemon", exec_path(env));
     start(|port| {
         let log = env.path().join(format!("daemon-{port}.log"));
         let file = std::fs::File::create(&log).expect("daemon log");
         let child = env
-            .cmd("git", root)
+            .cmd(&daemon, root)
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--listen=127.0.0.1",
                 &format!("--port={port}"),
@@ -127,12 +128,19 @@ fn exec_path(env: &TestEnv) -> String {
 }
 
 /// lighttpd + `git-http-backend` serving `root` under `/git/`, pushes enabled, optionally behind basic auth.
+/// Every request is logged (method, path, query) by a wrapper around the backend, because lighttpd's own
+/// access log is buffered.
 pub fn http(env: &TestEnv, root: &Path, auth: Option<Auth<'_>>) -> Server {
-    let backend = format!("{}/git-http-backend", exec_path(env));
-    let lighttpd = ["/usr/sbin/lighttpd", "/usr/bin/lighttpd", "/usr/local/sbin/lighttpd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("lighttpd is installed (scripts/test installs it)");
+    let real_backend = format!("{}/git-http-backend", exec_path(env));
+    let backend = env.path().join("git-http-backend-logged");
+    let lighttpd = [
+        "/usr/sbin/lighttpd",
+        "/usr/bin/lighttpd",
+        "/usr/local/sbin/lighttpd",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("lighttpd is installed (scripts/test installs it)");
     let docroot = env.path().join("www");
     std::fs::create_dir_all(&docroot).expect("docroot");
     let auth_conf = match &auth {
@@ -151,6 +159,13 @@ pub fn http(env: &TestEnv, root: &Path, auth: Option<Auth<'_>>) -> Server {
     };
     start(|port| {
         let log = env.path().join(format!("access-{port}.log"));
+        write_script(
+            &backend,
+            &format!(
+                "printf '\"%s %s?%s\"\\n' \"$REQUEST_METHOD\" \"$PATH_INFO\" \"$QUERY_STRING\" >> '{}'\nexec '{real_backend}'",
+                log.display()
+            ),
+        );
         let errlog = env.path().join(format!("lighttpd-{port}.err"));
         let conf = env.path().join(format!("lighttpd-{port}.conf"));
         std::fs::write(
@@ -161,7 +176,7 @@ pub fn http(env: &TestEnv, root: &Path, auth: Option<Auth<'_>>) -> Server {
                  server.bind = \"127.0.0.1\"\n\
                  server.errorlog = \"{errlog}\"\n\
                  server.modules = (\"mod_access\", \"mod_alias\", \"mod_setenv\", \"mod_cgi\", \"mod_accesslog\")\n\
-                 accesslog.filename = \"{log}\"\n\
+                 accesslog.filename = \"{errlog}.access\"\n\
                  {auth_conf}\
                  alias.url = ( \"/git/\" => \"{backend}/\" )\n\
                  $HTTP[\"url\"] =~ \"^/git/\" {{\n\
@@ -172,7 +187,7 @@ pub fn http(env: &TestEnv, root: &Path, auth: Option<Auth<'_>>) -> Server {
                  }}\n",
                 docroot = docroot.display(),
                 errlog = errlog.display(),
-                log = log.display(),
+                backend = backend.display(),
                 root = root.display(),
             ),
         )
@@ -203,11 +218,10 @@ pub fn count_requests(log: &str, method: &str, needle: &str) -> usize {
 pub fn fake_ssh(env: &TestEnv) -> PathBuf {
     let log = env.path().join("fake-ssh.log");
     let script = env.path().join("fake-ssh");
-    std::fs::write(
+    write_script(
         &script,
-        format!(
-            "#!/bin/sh\n\
-             # fake ssh for tests: skip options, take the host, run the remote command locally\n\
+        &format!(
+            "# fake ssh for tests: skip options, take the host, run the remote command locally\n\
              while [ $# -gt 0 ]; do\n\
                case \"$1\" in\n\
                  -o|-p|-i|-l|-F) shift 2 ;;\n\
@@ -220,13 +234,7 @@ pub fn fake_ssh(env: &TestEnv) -> PathBuf {
              exec sh -c \"$*\"\n",
             log = log.display()
         ),
-    )
-    .expect("write fake ssh");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    );
     env.set_env("GIT_SSH_COMMAND", &script.display().to_string());
     env.set_env("GIT_SSH_VARIANT", "ssh");
     log
@@ -237,7 +245,10 @@ pub fn store_credentials(env: &TestEnv, server: &Server, auth: &Auth<'_>) {
     let file = env.path().join("git-credentials");
     std::fs::write(
         &file,
-        format!("http://{}:{}@127.0.0.1:{}\n", auth.user, auth.password, server.port),
+        format!(
+            "http://{}:{}@127.0.0.1:{}\n",
+            auth.user, auth.password, server.port
+        ),
     )
     .expect("credentials file");
     env.git(
@@ -249,4 +260,15 @@ pub fn store_credentials(env: &TestEnv, server: &Server, auth: &Auth<'_>) {
             &format!("store --file={}", file.display()),
         ],
     );
+}
+
+/// Write an executable `/bin/sh` script.
+pub fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod script");
+    }
 }

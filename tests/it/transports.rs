@@ -69,9 +69,15 @@ impl Served {
         };
         served.bare("server.git");
         let seed = served.env.repo("seed");
-        served
-            .env
-            .git(&seed, &["push", "-q", served.path("server.git").to_str().expect("utf-8"), "main"]);
+        served.env.git(
+            &seed,
+            &[
+                "push",
+                "-q",
+                served.path("server.git").to_str().expect("utf-8"),
+                "main",
+            ],
+        );
         served
     }
 
@@ -80,7 +86,14 @@ impl Served {
         let dir = self.path(name);
         self.env.git(
             self.env.path(),
-            &["init", "-q", "--bare", "-b", "main", dir.to_str().expect("utf-8 path")],
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "main",
+                dir.to_str().expect("utf-8 path"),
+            ],
         );
         dir
     }
@@ -95,7 +108,9 @@ impl Served {
         match self.kind {
             Kind::File => format!("file://{}", self.path(name).display()),
             Kind::Ssh => format!("ssh://fakehost{}", self.path(name).display()),
-            Kind::Daemon | Kind::Http | Kind::HttpAuth => self.server.as_ref().expect("server").url(name),
+            Kind::Daemon | Kind::Http | Kind::HttpAuth => {
+                self.server.as_ref().expect("server").url(name)
+            }
         }
     }
 
@@ -113,9 +128,19 @@ impl Served {
         let log = self.log();
         match self.kind {
             Kind::File => None,
-            Kind::Daemon => Some(log.lines().filter(|l| l.contains("Request receive-pack")).count()),
-            Kind::Http | Kind::HttpAuth => Some(servers::count_requests(&log, "POST", "git-receive-pack")),
-            Kind::Ssh => Some(log.lines().filter(|l| l.contains("git-receive-pack")).count()),
+            Kind::Daemon => Some(
+                log.lines()
+                    .filter(|l| l.contains("Request receive-pack"))
+                    .count(),
+            ),
+            Kind::Http | Kind::HttpAuth => {
+                Some(servers::count_requests(&log, "POST", "git-receive-pack"))
+            }
+            Kind::Ssh => Some(
+                log.lines()
+                    .filter(|l| l.contains("git-receive-pack"))
+                    .count(),
+            ),
         }
     }
 
@@ -124,9 +149,52 @@ impl Served {
         let log = self.log();
         match self.kind {
             Kind::File => None,
-            Kind::Daemon => Some(log.lines().filter(|l| l.contains("Request upload-pack")).count()),
-            Kind::Http | Kind::HttpAuth => Some(servers::count_requests(&log, "POST", "git-upload-pack")),
-            Kind::Ssh => Some(log.lines().filter(|l| l.contains("git-upload-pack")).count()),
+            Kind::Daemon => Some(
+                log.lines()
+                    .filter(|l| l.contains("Request upload-pack"))
+                    .count(),
+            ),
+            Kind::Http | Kind::HttpAuth => {
+                Some(servers::count_requests(&log, "POST", "git-upload-pack"))
+            }
+            Kind::Ssh => Some(
+                log.lines()
+                    .filter(|l| l.contains("git-upload-pack"))
+                    .count(),
+            ),
+        }
+    }
+}
+
+impl Served {
+    /// Clone `server.git` with its plain URL into `name` and route pushes through the helper
+    /// (`remote.origin.pushurl = entire::<url>`), as `git entire install` does.
+    pub fn clone_local(&self, name: &str) -> PathBuf {
+        let url = self.url("server.git");
+        self.env.git(self.env.path(), &["clone", "-q", &url, name]);
+        let dir = self.env.path().join(name);
+        self.env.git(
+            &dir,
+            &[
+                "remote",
+                "set-url",
+                "--push",
+                "origin",
+                &format!("entire::{url}"),
+            ],
+        );
+        dir
+    }
+
+    /// Install a hook script in a served repository.
+    pub fn hook(&self, repo: &str, name: &str, body: &str) {
+        let path = self.path(repo).join("hooks").join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write hook");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod hook");
         }
     }
 }

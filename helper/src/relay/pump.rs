@@ -1,0 +1,116 @@
+//! The byte pump of relay mode after `stateless-connect`, and the checkpoint pull-along that follows a
+//! protocol-v2 fetch.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use entire::fetch;
+use entire::repo::ObjectId;
+
+use super::child::Relayed;
+use crate::pktline::WantSniffer;
+use crate::session::Session;
+
+/// Longest we wait for git to finish indexing a relayed fetch before giving up on the pull-along.
+const DISCONNECT_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Copy everything from `from` to `to`, flushing after each chunk, until `from` ends; every chunk is also
+/// shown to `observe`.
+fn copy_flushing(from: &mut impl BufRead, to: &mut impl Write, mut observe: impl FnMut(&[u8])) {
+    loop {
+        let n = match from.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(buf) => {
+                observe(buf);
+                if to.write_all(buf).and_then(|_| to.flush()).is_err() {
+                    return;
+                }
+                buf.len()
+            }
+        };
+        from.consume(n);
+    }
+}
+
+/// Become a transparent byte pump until both sides are done, then pull along checkpoints for what a
+/// protocol-v2 fetch asked for. git closes its end of our stdout once the pack is indexed and then waits for
+/// us before it updates refs, so after [`wait_for_disconnect`] the walk "wanted, not reachable from local refs"
+/// is exactly the commits this fetch brought.
+pub fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
+    let Session {
+        io,
+        repo,
+        opts,
+        endpoint,
+        argv1,
+    } = s;
+    let Relayed {
+        mut process,
+        mut to,
+        mut from,
+        ..
+    } = child;
+    let mut input = io.input;
+    let upstream = std::thread::spawn(move || {
+        let mut sniffer = WantSniffer::default();
+        copy_flushing(&mut input, &mut to, |chunk| sniffer.feed(chunk));
+        drop(to);
+        sniffer.wants()
+    });
+    let mut stdout = io.output;
+    copy_flushing(&mut from, &mut stdout, |_| {});
+    let _ = process.wait();
+    let wants = upstream.join().unwrap_or_default();
+    if repo.is_none() || service != "git-upload-pack" || wants.is_empty() {
+        return Ok(());
+    }
+    let fetched: Vec<ObjectId> = wants
+        .iter()
+        .filter_map(|o| ObjectId::from_hex(o.as_bytes()).ok())
+        .collect();
+    if !wait_for_disconnect(DISCONNECT_WAIT) {
+        tracing::info!(target: "entire::helper", "git did not finish the fetch in time; no checkpoint pull-along");
+        return Ok(());
+    }
+    let session = Session {
+        io: crate::protocol::Io::new(),
+        opts,
+        endpoint,
+        repo,
+        argv1,
+    };
+    session.pull_along(&fetch::walk_new_commits(&fetched));
+    Ok(())
+}
+
+/// Wait until git closed the reading end of our stdout, which it does once the fetched pack is indexed, right
+/// before it waits for us to exit. False if stdout is not a pipe or `limit` passed.
+fn wait_for_disconnect(limit: Duration) -> bool {
+    // SAFETY: `fstat` and `poll` on fd 1 with zero-initialised, stack-owned structures that outlive the calls.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(1, &mut st) != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFIFO {
+            return false;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut pfd = libc::pollfd {
+                fd: 1,
+                events: 0,
+                revents: 0,
+            };
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+            let r = libc::poll(&mut pfd, 1, ms);
+            if r > 0 && (pfd.revents & (libc::POLLERR | libc::POLLHUP)) != 0 {
+                return true;
+            }
+            if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return false;
+            }
+        }
+    }
+}

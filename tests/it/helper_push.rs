@@ -1,0 +1,567 @@
+//! Pushing through `git-remote-entire`: the user's refs and the queued checkpoints travel in ONE push, the
+//! user's result is exactly git's, and checkpoint problems only keep checkpoints queued.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::env::TestEnv;
+use crate::fixtures::{
+    checkpoint, cp_ref, enqueue, hex_id, queued, ref_value, refs, write_checkpoint,
+};
+use crate::transports::{Kind, Served};
+
+const STAGING: &str = "refs/entire/push-queue/";
+
+fn no_staging_refs(env: &TestEnv, repo: &Path) {
+    assert!(
+        refs(env, repo, STAGING).is_empty(),
+        "staging refs left behind"
+    );
+}
+
+fn user_ref_and_checkpoints_in_one_push(kind: Kind) {
+    let s = Served::new(kind);
+    let env = &s.env;
+    let local = s.clone_local("local");
+    let ids: Vec<String> = (1..=3).map(hex_id).collect();
+    let values: Vec<String> = ids.iter().map(|id| checkpoint(env, &local, id)).collect();
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let before = s.push_connections().expect("server log");
+    let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
+    assert_eq!(
+        s.push_connections(),
+        Some(before + 1),
+        "exactly one push connection\n{}",
+        s.log()
+    );
+    assert!(
+        out.stderr.contains("entire: pushed 3 checkpoint(s)"),
+        "{}",
+        out.stderr
+    );
+    let server = s.path("server.git");
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        ref_value(env, &local, "refs/heads/main")
+    );
+    for (id, v) in ids.iter().zip(&values) {
+        assert_eq!(
+            ref_value(env, &server, &cp_ref(id)).as_ref(),
+            Some(v),
+            "{id} landed"
+        );
+    }
+    assert!(
+        queued(env, &local).is_empty(),
+        "landed checkpoints are dequeued"
+    );
+    no_staging_refs(env, &local);
+}
+
+#[test]
+fn one_push_over_git_daemon() {
+    user_ref_and_checkpoints_in_one_push(Kind::Daemon);
+}
+
+#[test]
+fn one_push_over_http() {
+    user_ref_and_checkpoints_in_one_push(Kind::Http);
+}
+
+#[test]
+fn one_push_over_ssh() {
+    user_ref_and_checkpoints_in_one_push(Kind::Ssh);
+}
+
+#[test]
+fn diverged_and_hook_rejected_checkpoints_stay_queued_without_failing_the_push() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    // The server already holds a different history of checkpoint 1: never forced, stays queued.
+    let diverged = hex_id(1);
+    let other = env.repo("other");
+    write_checkpoint(env, &other, &diverged, None);
+    env.git(
+        &other,
+        &[
+            "push",
+            "-q",
+            server.to_str().expect("utf-8"),
+            &cp_ref(&diverged),
+        ],
+    );
+    let remote_value = ref_value(env, &server, &cp_ref(&diverged));
+    checkpoint(env, &local, &diverged);
+    // An update hook refuses checkpoint 2 only.
+    let refused = hex_id(2);
+    s.hook(
+        "server.git",
+        "update",
+        &format!(
+            "case \"$1\" in */{refused}) echo \"no checkpoint $1\" >&2; exit 1;; esac; exit 0"
+        ),
+    );
+    checkpoint(env, &local, &refused);
+    let good = hex_id(3);
+    let good_value = checkpoint(env, &local, &good);
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
+    assert!(out.stderr.contains("2 stay queued"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("[rejected]"),
+        "git reports only the user's refs: {}",
+        out.stderr
+    );
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        ref_value(env, &local, "refs/heads/main")
+    );
+    assert_eq!(
+        ref_value(env, &server, &cp_ref(&diverged)),
+        remote_value,
+        "never forced"
+    );
+    assert_eq!(ref_value(env, &server, &cp_ref(&refused)), None);
+    assert_eq!(ref_value(env, &server, &cp_ref(&good)), Some(good_value));
+    assert_eq!(
+        queued(env, &local),
+        vec![cp_ref(&diverged), cp_ref(&refused)]
+    );
+    no_staging_refs(env, &local);
+}
+
+fn pre_receive_refusing_checkpoints(kind: Kind) {
+    let s = Served::new(kind);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    s.hook(
+        "server.git",
+        "pre-receive",
+        "if grep -q ' refs/entire/'; then echo 'checkpoint refs are not allowed here' >&2; exit 1; fi",
+    );
+    let id = hex_id(7);
+    checkpoint(env, &local, &id);
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
+    assert!(
+        out.stderr
+            .contains("rejected the push with checkpoint refs"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("1 stay queued"), "{}", out.stderr);
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        ref_value(env, &local, "refs/heads/main")
+    );
+    assert_eq!(ref_value(env, &server, &cp_ref(&id)), None);
+    assert_eq!(queued(env, &local), vec![cp_ref(&id)]);
+    no_staging_refs(env, &local);
+}
+
+#[test]
+fn pre_receive_refusing_checkpoints_over_file() {
+    pre_receive_refusing_checkpoints(Kind::File);
+}
+
+#[test]
+fn pre_receive_refusing_checkpoints_over_http() {
+    pre_receive_refusing_checkpoints(Kind::Http);
+}
+
+#[test]
+fn remote_down_fails_the_push_and_keeps_the_queue() {
+    let mut s = Served::new(Kind::Daemon);
+    let local = s.clone_local("local");
+    let env = &s.env;
+    checkpoint(env, &local, &hex_id(1));
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    s.server.as_mut().expect("daemon").stop();
+    let env = &s.env;
+    let out = env.run(&local, "git", ["push", "origin", "main"]);
+    assert_ne!(out.status, 0, "{}", out.stderr);
+    assert_eq!(queued(env, &local), vec![cp_ref(&hex_id(1))]);
+    no_staging_refs(env, &local);
+}
+
+/// Wait for a file to appear (a hook signalling that it runs).
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A pre-receive hook that signals `started` and waits for `release`.
+fn blocking_hook(s: &Served) -> (std::path::PathBuf, std::path::PathBuf) {
+    let started = s.env.path().join("hook-started");
+    let release = s.env.path().join("hook-release");
+    s.hook(
+        "server.git",
+        "pre-receive",
+        &format!(
+            "cat >/dev/null; touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done",
+            started.display(),
+            release.display()
+        ),
+    );
+    (started, release)
+}
+
+/// PIDs of running `git-remote-entire` processes whose arguments mention `needle`.
+fn helper_pids(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args
+            .first()
+            .is_some_and(|a| a.ends_with("git-remote-entire"))
+            && args.iter().any(|a| a.contains(needle))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_mid_push_then_a_clean_next_push() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    let ids: Vec<String> = (1..=2).map(hex_id).collect();
+    for id in &ids {
+        checkpoint(env, &local, id);
+    }
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let (started, release) = blocking_hook(&s);
+    let push = env
+        .cmd("git", &local)
+        .args(["push", "origin", "main"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git push starts");
+    wait_for(&started);
+    let pids = helper_pids(&server.display().to_string());
+    assert_eq!(pids.len(), 1, "one helper process");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pids[0]])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let outcome = push.wait_with_output().expect("git push ends");
+    assert!(
+        !outcome.status.success(),
+        "the push whose helper died fails"
+    );
+    assert!(
+        !refs(env, &local, STAGING).is_empty(),
+        "the killed run left its staging refs"
+    );
+    assert_eq!(
+        queued(env, &local),
+        vec![cp_ref(&ids[0]), cp_ref(&ids[1])],
+        "nothing dequeued"
+    );
+    // Let the orphaned inner push finish, then push again: everything lands, nothing is left behind.
+    std::fs::write(&release, "").expect("release hook");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ref_value(env, &server, "refs/heads/main") != ref_value(env, &local, "refs/heads/main") {
+        assert!(Instant::now() < deadline, "orphaned push never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.entire(&local, &["push"]).ok();
+    no_staging_refs(env, &local);
+    assert!(queued(env, &local).is_empty());
+    for id in &ids {
+        assert_eq!(
+            ref_value(env, &server, &cp_ref(id)),
+            ref_value(env, &local, &cp_ref(id))
+        );
+    }
+    let runs = local.join(".git/entire-push-runs");
+    let left = std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "run locks are cleaned up");
+}
+
+#[test]
+fn a_checkpoint_written_during_the_push_stays_queued_with_its_newer_value() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    let id = hex_id(4);
+    let first = checkpoint(env, &local, &id);
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let (started, release) = blocking_hook(&s);
+    let push = env
+        .cmd("git", &local)
+        .args(["push", "origin", "main"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("git push starts");
+    wait_for(&started);
+    let second = write_checkpoint(env, &local, &id, Some(&first));
+    enqueue(env, &local, &[&cp_ref(&id)]);
+    std::fs::write(&release, "").expect("release hook");
+    let out = push.wait_with_output().expect("git push ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ref_value(env, &server, &cp_ref(&id)), Some(first));
+    assert_eq!(
+        queued(env, &local),
+        vec![cp_ref(&id)],
+        "the newer value is still to be pushed"
+    );
+    std::fs::remove_file(server.join("hooks/pre-receive")).expect("remove hook");
+    env.entire(&local, &["push"]).ok();
+    assert_eq!(ref_value(env, &server, &cp_ref(&id)), Some(second));
+    assert!(queued(env, &local).is_empty());
+}
+
+#[test]
+fn atomic_pushes_keep_checkpoints_out_of_the_atomic_set() {
+    let s = Served::new(Kind::Http);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    s.hook(
+        "server.git",
+        "update",
+        "case \"$1\" in refs/heads/blocked) echo 'blocked is frozen' >&2; exit 1;; esac; exit 0",
+    );
+    let id = hex_id(5);
+    let value = checkpoint(env, &local, &id);
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    env.git(&local, &["branch", "blocked"]);
+    let old_main = ref_value(env, &server, "refs/heads/main");
+    let out = env.run(
+        &local,
+        "git",
+        ["push", "--atomic", "origin", "main", "blocked"],
+    );
+    assert_ne!(
+        out.status, 0,
+        "the atomic set fails as a whole: {}",
+        out.stderr
+    );
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        old_main,
+        "main is not updated alone"
+    );
+    assert_eq!(
+        ref_value(env, &server, &cp_ref(&id)),
+        Some(value),
+        "checkpoints went separately"
+    );
+    assert!(queued(env, &local).is_empty());
+    // Without the frozen branch the atomic push goes through.
+    env.git(&local, &["push", "-q", "--atomic", "origin", "main"]);
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        ref_value(env, &local, "refs/heads/main")
+    );
+    no_staging_refs(env, &local);
+}
+
+#[test]
+fn dry_run_pushes_and_dequeues_nothing() {
+    for kind in [Kind::File, Kind::Http] {
+        let s = Served::new(kind);
+        let env = &s.env;
+        let server = s.path("server.git");
+        let local = s.clone_local("local");
+        let ids = [hex_id(1), hex_id(2)];
+        for id in &ids {
+            checkpoint(env, &local, id);
+        }
+        env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+        let before = refs(env, &server, "refs/");
+        let out = env
+            .run(&local, "git", ["push", "--dry-run", "origin", "main"])
+            .ok();
+        assert!(
+            out.stderr.contains("would push 2 checkpoint(s)"),
+            "{kind:?}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            refs(env, &server, "refs/"),
+            before,
+            "{kind:?}: the server is untouched"
+        );
+        assert_eq!(
+            queued(env, &local),
+            ids.iter().map(|i| cp_ref(i)).collect::<Vec<_>>()
+        );
+        no_staging_refs(env, &local);
+    }
+}
+
+#[test]
+fn force_with_lease_is_honoured() {
+    for kind in [Kind::File, Kind::Http] {
+        let s = Served::new(kind);
+        let env = &s.env;
+        let server = s.path("server.git");
+        let local = s.clone_local("local");
+        let seen = ref_value(env, &local, "refs/remotes/origin/main").expect("tracking ref");
+        // Someone else moves the server's main; our rewrite must be refused with a stale lease.
+        let seed = env.path().join("seed");
+        env.git(&seed, &["commit", "-q", "--allow-empty", "-m", "theirs"]);
+        env.git(
+            &seed,
+            &["push", "-q", server.to_str().expect("utf-8"), "main"],
+        );
+        env.git(
+            &local,
+            &[
+                "commit",
+                "-q",
+                "--amend",
+                "--allow-empty",
+                "-m",
+                "rewritten",
+            ],
+        );
+        let stale = env.run(
+            &local,
+            "git",
+            [
+                "push",
+                &format!("--force-with-lease=main:{seen}"),
+                "origin",
+                "main",
+            ],
+        );
+        assert_ne!(stale.status, 0);
+        assert!(
+            stale.stderr.contains("stale info"),
+            "{kind:?}: {}",
+            stale.stderr
+        );
+        let current = ref_value(env, &server, "refs/heads/main").expect("server main");
+        let ok = env
+            .run(
+                &local,
+                "git",
+                [
+                    "push",
+                    &format!("--force-with-lease=main:{current}"),
+                    "origin",
+                    "main",
+                ],
+            )
+            .ok();
+        assert!(
+            ok.stderr.contains("forced update"),
+            "{kind:?}: {}",
+            ok.stderr
+        );
+        assert_eq!(
+            ref_value(env, &server, "refs/heads/main"),
+            ref_value(env, &local, "refs/heads/main")
+        );
+    }
+}
+
+#[test]
+fn push_options_reach_the_server() {
+    for kind in [Kind::File, Kind::Http] {
+        let s = Served::new(kind);
+        let env = &s.env;
+        let server = s.path("server.git");
+        env.git(&server, &["config", "receive.advertisePushOptions", "true"]);
+        let seen = env.path().join("push-options.txt");
+        s.hook(
+            "server.git",
+            "post-receive",
+            &format!(
+                "i=0; while [ $i -lt \"${{GIT_PUSH_OPTION_COUNT:-0}}\" ]; do eval \"echo \\$GIT_PUSH_OPTION_$i\" >> '{}'; i=$((i+1)); done",
+                seen.display()
+            ),
+        );
+        let local = s.clone_local("local");
+        checkpoint(env, &local, &hex_id(9));
+        env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+        env.git(
+            &local,
+            &[
+                "push",
+                "-q",
+                "-o",
+                "ci.skip",
+                "-o",
+                "with space",
+                "origin",
+                "main",
+            ],
+        );
+        let text = std::fs::read_to_string(&seen).expect("hook saw push options");
+        assert!(text.lines().any(|l| l == "ci.skip"), "{kind:?}: {text}");
+        assert!(text.lines().any(|l| l == "with space"), "{kind:?}: {text}");
+        assert!(queued(env, &local).is_empty());
+    }
+}
+
+#[test]
+fn a_queue_line_naming_a_branch_is_never_pushed() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    let old_main = ref_value(env, &server, "refs/heads/main");
+    env.git(
+        &local,
+        &["commit", "-q", "--allow-empty", "-m", "unpublished"],
+    );
+    enqueue(
+        env,
+        &local,
+        &[
+            "refs/heads/main",
+            "refs/entire/checkpoints/zz/../../heads/main",
+            "refs/tags/x",
+        ],
+    );
+    let id = hex_id(3);
+    let value = checkpoint(env, &local, &id);
+    env.entire(&local, &["push"]).ok();
+    env.git(&local, &["branch", "side", "HEAD~1"]);
+    env.git(&local, &["push", "-q", "origin", "side"]);
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        old_main,
+        "main was never pushed"
+    );
+    assert_eq!(ref_value(env, &server, &cp_ref(&id)), Some(value));
+    assert!(
+        queued(env, &local).is_empty(),
+        "unusable lines are dropped, the checkpoint dequeued"
+    );
+}
