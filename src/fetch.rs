@@ -168,12 +168,10 @@ pub enum Policy {
 
 /// The pull-along policy configured in `repo` (unknown values mean the default, with a warning).
 pub fn policy(repo: &Repo) -> Policy {
-    let limit = repo
-        .config_string("entire.fetchCheckpointsLimit")
+    let limit = crate::gitconfig::get(repo, "entire.fetchCheckpointsLimit")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT_PULL_LIMIT);
-    match repo
-        .config_string("entire.fetchCheckpoints")
+    match crate::gitconfig::get(repo, "entire.fetchCheckpoints")
         .map(|v| v.trim().to_ascii_lowercase())
         .as_deref()
     {

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod fetch;
 pub mod gitcmd;
+pub mod gitconfig;
 pub mod id;
 pub mod linked;
 pub mod logging;

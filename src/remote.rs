@@ -206,9 +206,7 @@ pub fn configured_checkpoint_remote(repo: &Repo) -> Result<Option<String>, Remot
     if let Some(value) = &settings.checkpoint_remote {
         return Ok(Some(settings_remote(repo, value)?));
     }
-    Ok(repo
-        .config_string("entire.remote")
-        .filter(|s| !s.is_empty()))
+    Ok(crate::gitconfig::get(repo, "entire.remote").filter(|s| !s.is_empty()))
 }
 
 /// The remote checkpoints go to when no remote is being pushed: configured, else `origin`.

@@ -49,7 +49,7 @@ fn prefixes(s: &Session) -> Vec<String> {
     if let Some(extra) = s
         .repo
         .as_ref()
-        .and_then(|r| r.config_string("entire.listPrefixes"))
+        .and_then(|r| entire::gitconfig::get(r, "entire.listPrefixes"))
     {
         out.extend(
             extra

@@ -204,8 +204,7 @@ pub fn run(
 }
 
 fn prepare(repo: &Repo) -> Option<Batch<'_>> {
-    let limit = repo
-        .config_string("entire.pushBatchSize")
+    let limit = crate::gitconfig::get(repo, "entire.pushBatchSize")
         .and_then(|v| v.trim().parse().ok())
         .filter(|n: &usize| *n > 0)
         .unwrap_or(stage::DEFAULT_BATCH_SIZE);

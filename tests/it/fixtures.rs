@@ -114,8 +114,3 @@ pub fn commit_linking(env: &TestEnv, repo: &Path, subject: &str, ids: &[&str]) -
     env.git(repo, &["commit", "-q", "-m", &msg]);
     env.git(repo, &["rev-parse", "HEAD"])
 }
-
-/// Absolute `file://` URL of a local path.
-pub fn file_url(p: &Path) -> String {
-    format!("file://{}", p.display())
-}

@@ -1,6 +1,8 @@
 //! The one integration-test binary. Every module listed here is checked against the files on disk.
+mod cli_transport;
 mod env;
 mod fixtures;
+mod helper_fetch;
 mod helper_push;
 mod helper_t5801;
 mod migrate;
