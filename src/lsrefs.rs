@@ -5,6 +5,9 @@
 //! for. Servers that only speak protocol v0/v1 send their full advertisement; the result is filtered here, so
 //! callers always see exactly the refs under the requested prefixes.
 //!
+//! A local repository (`file://` or a path) is read in-process instead, exactly as `git-upload-pack` would
+//! advertise it, unless it hides refs (`transfer.hideRefs`, `uploadpack.hideRefs`): no process, no protocol.
+//!
 //! gix needs a repository for configuration (ssh command, protocol version, url rewrites). Outside a repository
 //! (`git ls-remote entire::… ` run anywhere) a throw-away empty repository provides the defaults.
 //!
@@ -88,6 +91,9 @@ pub fn matches(prefixes: &[&str], name: &str) -> bool {
 
 /// List the refs of `url` under `prefixes` (each an exact name like `HEAD` or a prefix ending in `/`).
 pub fn ls_refs(repo: Option<&Repo>, url: &str, prefixes: &[&str]) -> Result<Listing, LsRefsError> {
+    if let Some(listing) = local_path(url).and_then(|p| ls_refs_local(&p, prefixes)) {
+        return Ok(listing);
+    }
     match repo {
         Some(r) => ls_refs_in(r.gix(), url, prefixes),
         None => {
@@ -155,6 +161,98 @@ fn ls_refs_in(
         refs,
         object_format,
     })
+}
+
+/// The filesystem path of a local URL (`file://…` or a path), `None` for network URLs.
+pub fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Some(rest.into());
+    }
+    if url.contains("://") {
+        return None;
+    }
+    // scp-like `host:path` is ssh unless a slash comes before the first colon (git's rule).
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) if slash < colon => Some(url.into()),
+        (Some(_), _) => None,
+        (None, _) => Some(url.into()),
+    }
+}
+
+/// Read a local repository's refs directly, as `git-upload-pack` would advertise them, without starting it.
+/// `None` (use the protocol) when the repository cannot be opened or hides refs from upload-pack.
+fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
+    let remote = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
+    let config = remote.config_snapshot();
+    for key in [
+        "transfer.hideRefs",
+        "uploadpack.hideRefs",
+        "uploadpack.allowRefInWant",
+    ] {
+        if config.string(key).is_some() {
+            return None;
+        }
+    }
+    let mut refs = Vec::new();
+    for p in prefixes {
+        if !p.ends_with('/') {
+            refs.extend(local_exact(&remote, p)?);
+            continue;
+        }
+        let platform = remote.references().ok()?;
+        for r in platform.prefixed(*p).ok()? {
+            let mut r = r.ok()?;
+            let name = r.name().as_bstr().to_str_lossy().into_owned();
+            let Some(id) = r.target().try_id().map(|i| i.to_owned()) else {
+                continue;
+            };
+            let peeled = match remote.find_header(id).ok()?.kind() {
+                gix::object::Kind::Tag => Some(r.peel_to_id().ok()?.detach()),
+                _ => None,
+            };
+            refs.push(RemoteRef {
+                name,
+                value: RefValue::Object { id, peeled },
+            });
+        }
+    }
+    let object_format = Some(
+        match remote.object_hash() {
+            gix::hash::Kind::Sha1 => "sha1",
+            #[allow(unreachable_patterns)]
+            _ => "sha256",
+        }
+        .to_string(),
+    );
+    Some(Listing {
+        refs,
+        object_format,
+    })
+}
+
+/// One exactly named ref (`HEAD`), symbolic or direct; `None` inside means "cannot read, use the protocol".
+fn local_exact(remote: &gix::Repository, name: &str) -> Option<Vec<RemoteRef>> {
+    let Ok(Some(mut r)) = remote.try_find_reference(name) else {
+        return Some(Vec::new());
+    };
+    let value = match r
+        .target()
+        .try_name()
+        .map(|n| n.as_bstr().to_str_lossy().into_owned())
+    {
+        Some(target) => RefValue::Symbolic {
+            target,
+            id: r.peel_to_id().ok().map(|i| i.detach()),
+        },
+        None => RefValue::Object {
+            id: r.target().try_id()?.to_owned(),
+            peeled: None,
+        },
+    };
+    Some(vec![RemoteRef {
+        name: name.to_string(),
+        value,
+    }])
 }
 
 fn convert(r: &gix::protocol::handshake::Ref) -> RemoteRef {
@@ -227,5 +325,26 @@ mod tests {
         }
         assert_eq!(spec_for("refs/heads/"), "refs/heads/*:refs/heads/*");
         assert_eq!(spec_for("HEAD"), "HEAD");
+    }
+
+    #[test]
+    fn local_path_table() {
+        let cases = [
+            ("file:///srv/r.git", Some("/srv/r.git")),
+            ("/srv/r.git", Some("/srv/r.git")),
+            ("../r.git", Some("../r.git")),
+            ("./a:b", Some("./a:b")),
+            ("host:r.git", None),
+            ("git@host:r.git", None),
+            ("ssh://host/r.git", None),
+            ("https://host/r.git", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(
+                local_path(url).as_deref(),
+                want.map(std::path::Path::new),
+                "{url}"
+            );
+        }
     }
 }

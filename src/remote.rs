@@ -101,7 +101,12 @@ pub fn is_remote_name(repo: &Repo, name: &str) -> bool {
         && repo.config_string(&format!("remote.{name}.url")).is_some()
 }
 
+/// A remote's URL as `git remote get-url [--push]` prints it: read in-process through gix (with the same
+/// `insteadOf`/`pushInsteadOf` rules), falling back to the git command when gix cannot parse the remote.
 fn get_url(repo: &Repo, name: &str, push: bool) -> Result<String, RemoteError> {
+    if let Some(url) = get_url_in_process(repo, name, push) {
+        return Ok(url);
+    }
     let mut cmd = gitcmd::git();
     cmd.arg("-C")
         .arg(repo_dir(repo))
@@ -115,6 +120,37 @@ fn get_url(repo: &Repo, name: &str, push: bool) -> Result<String, RemoteError> {
         source,
     })?;
     Ok(out.lines().next().unwrap_or("").trim().to_string())
+}
+
+fn get_url_in_process(repo: &Repo, name: &str, push: bool) -> Option<String> {
+    let g = repo.gix();
+    let direction = if push {
+        gix::remote::Direction::Push
+    } else {
+        gix::remote::Direction::Fetch
+    };
+    let rewritten = g.try_find_remote(name)?.ok()?.url(direction)?.to_bstring();
+    let plain = g
+        .try_find_remote_without_url_rewrite(name)?
+        .ok()?
+        .url(direction)?
+        .to_bstring();
+    if rewritten != plain {
+        return Some(rewritten.to_string());
+    }
+    // No rewrite: the configured text itself (the first value, as git uses), not gix's normalised form.
+    let config = g.config_snapshot();
+    let first = |key: String| {
+        config
+            .plumbing()
+            .strings(key.as_str())
+            .and_then(|v| v.first().map(|s| s.to_string()))
+    };
+    if push {
+        first(format!("remote.{name}.pushurl")).or_else(|| first(format!("remote.{name}.url")))
+    } else {
+        first(format!("remote.{name}.url"))
+    }
 }
 
 /// Directory to run `git -C` in for `repo` (the worktree, or the git dir of a bare repository).

@@ -1,5 +1,8 @@
-//! Own mode (ssh, git://, file://, local paths): capabilities `fetch`, `push`, `option`, `object-format`.
+//! Own mode (ssh, git://, file://, local paths): capabilities `connect`, `fetch`, `push`, `option`,
+//! `object-format`.
 //!
+//! - `connect`: only a push to a local repository with no checkpoint queued for it is connected straight to
+//!   `git-receive-pack` (git then pushes exactly as for the plain URL); everything else answers `fallback`.
 //! - `list` / `list for-push`: in-process protocol-v2 `ls-refs` for `HEAD`, `refs/heads/`, `refs/tags/` (plus
 //!   `entire.listPrefixes`); checkpoint refs are never listed, so `--mirror`/`--prune` cannot delete them.
 //! - `fetch`: ONE `git fetch` child by object ID (depth, filter and shallow options passed through), then the
@@ -28,7 +31,12 @@ pub fn serve(mut s: Session) -> anyhow::Result<()> {
     while let Some(line) = s.io.read_line()? {
         match parse_command(&line) {
             Command::Capabilities => {
-                s.io.reply(&["fetch", "push", "option", "object-format", ""])?
+                s.io.reply(&["connect", "fetch", "push", "option", "object-format", ""])?
+            }
+            Command::Connect { service } => {
+                if connect(&mut s, &service)? {
+                    return Ok(());
+                }
             }
             Command::Option { name, value } => {
                 let reply = s.opts.apply(&name, &value).line();
@@ -42,6 +50,38 @@ pub fn serve(mut s: Session) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// git tries `connect` first. A push with nothing queued for this remote to a local repository is served by
+/// a direct pipe to `git-receive-pack` (git runs its own send-pack; no listing, no inner `git push`); anything
+/// else gets `fallback`, and git continues with `list`/`fetch`/`push`. Returns true when the session is over.
+fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
+    let direct = service == "git-receive-pack" && !s.checkpoints_pending();
+    let path = entire::lsrefs::local_path(&s.endpoint.push_url);
+    let (true, Some(path)) = (direct, path) else {
+        s.io.reply(&["fallback"])?;
+        return Ok(false);
+    };
+    let mut child = std::process::Command::new("git-receive-pack")
+        .arg(&path)
+        .env(gitcmd::DEPTH_ENV, (gitcmd::depth() + 1).to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run git-receive-pack")?;
+    let (Some(mut to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+        bail!("git-receive-pack started without pipes");
+    };
+    s.io.reply(&[""])?;
+    let mut input = std::mem::replace(&mut s.io, crate::protocol::Io::new()).input;
+    std::thread::spawn(move || {
+        crate::pktline::copy_flushing(&mut input, &mut to, |_| {});
+    });
+    let mut from = std::io::BufReader::new(from);
+    crate::pktline::copy_flushing(&mut from, &mut s.io.output, |_| {});
+    let _ = child.wait();
+    Ok(true)
 }
 
 fn prefixes(s: &Session) -> Vec<String> {

@@ -1,8 +1,28 @@
-//! A passive pkt-line observer for the relay's byte pump: it never changes a byte, it only notes the
+//! Byte pumping ([`copy_flushing`]) and a passive pkt-line observer for the relay's byte pump: it never changes a byte, it only notes the
 //! `want <oid>` lines git sends, so the checkpoint pull-along knows which commits a protocol-v2 fetch brought.
 //!
 //! Invariant: malformed framing makes the observer give up silently (it then reports what it saw so far); the
 //! bytes themselves are forwarded by the pump regardless.
+
+use std::io::{BufRead, Write};
+
+/// Copy everything from `from` to `to`, flushing after each chunk, until `from` ends; every chunk is also
+/// shown to `observe`. Bytes already buffered in `from` go first, so a line reader can hand over to a pump.
+pub fn copy_flushing(from: &mut impl BufRead, to: &mut impl Write, mut observe: impl FnMut(&[u8])) {
+    loop {
+        let n = match from.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(buf) => {
+                observe(buf);
+                if to.write_all(buf).and_then(|_| to.flush()).is_err() {
+                    return;
+                }
+                buf.len()
+            }
+        };
+        from.consume(n);
+    }
+}
 
 /// Collects `want` object IDs from a stream of pkt-lines fed in arbitrary chunks.
 #[derive(Debug, Default)]

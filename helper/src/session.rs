@@ -102,6 +102,18 @@ impl Session {
         }
     }
 
+    /// Whether a push to this endpoint would carry queued checkpoints (a cheap look at the queue file).
+    pub fn checkpoints_pending(&self) -> bool {
+        let Some(repo) = &self.repo else {
+            return false;
+        };
+        let queue = entire::queue::Queue::new(&repo.common_dir());
+        let queued = std::fs::metadata(queue.path())
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        queued && self.checkpoints_here()
+    }
+
     /// Tell the user what happened to checkpoints (one line at normal verbosity).
     pub fn report_push(&self, outcome: &Outcome) {
         if self.opts.verbosity == 0 {

@@ -7,6 +7,9 @@
 //!   ref no longer exists locally (compared under the queue lock, so a concurrent write keeps it queued).
 //! - Staging refs `refs/entire/push-queue/<run>/<shard>/<id>` are created in ONE transaction, each expected
 //!   not to exist, and deleted in one transaction (expected at their staged value) when the run ends.
+//! - When the queue covers the whole local checkpoint namespace (typical after a migration), the namespace
+//!   itself is pushed with the same glob and nothing is staged: the same push without creating and deleting
+//!   one staging ref per checkpoint.
 //! - A run holds an exclusive lock on `<common-dir>/entire-push-runs/<run>.lock` while its staging refs
 //!   exist. A run whose lock can be taken is dead (killed mid-push); its staging refs are deleted by the next
 //!   run. Live concurrent runs are never disturbed.
@@ -29,6 +32,10 @@ pub const RUNS_DIR: &str = "entire-push-runs";
 
 /// Default cap on checkpoints per push (`entire.pushBatchSize`); the rest waits for the next push.
 pub const DEFAULT_BATCH_SIZE: usize = 25_000;
+
+/// From this many queued refs on, check whether the queue covers the whole local namespace (then no staging
+/// is needed); below it, staging is cheaper than listing every local checkpoint ref.
+const DIRECT_CHECK_FROM: usize = 256;
 
 /// Errors while preparing or finishing a batch.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +120,8 @@ pub struct Batch<'r> {
     entries: Vec<Staged>,
     stale: usize,
     deferred: usize,
+    /// The queue covers every local checkpoint ref at its current value: push the namespace itself.
+    direct: bool,
 }
 
 impl<'r> Batch<'r> {
@@ -149,6 +158,9 @@ impl<'r> Batch<'r> {
             vanished.len() - kept.len()
         };
         let lock_path = common.join(RUNS_DIR).join(format!("{run}.lock"));
+        let direct = deferred == 0
+            && entries.len() >= DIRECT_CHECK_FROM
+            && covers_namespace(repo, &entries)?;
         let mut batch = Batch {
             repo,
             queue,
@@ -158,8 +170,9 @@ impl<'r> Batch<'r> {
             entries,
             stale,
             deferred,
+            direct,
         };
-        if !batch.entries.is_empty() {
+        if !batch.entries.is_empty() && !batch.direct {
             batch.lock = Some(lock_run(&batch.lock_path)?);
             let updates: Vec<RefUpdate> = batch
                 .entries
@@ -186,7 +199,11 @@ impl<'r> Batch<'r> {
 
     /// The ONE refspec that pushes every staged ref, fast-forward only (no `+`).
     pub fn glob(&self) -> String {
-        format!("{STAGING_PREFIX}{}/*:{CHECKPOINT_PREFIX}*", self.run)
+        if self.direct {
+            format!("{CHECKPOINT_PREFIX}*:{CHECKPOINT_PREFIX}*")
+        } else {
+            format!("{STAGING_PREFIX}{}/*:{CHECKPOINT_PREFIX}*", self.run)
+        }
     }
 
     /// Dequeue what landed (unless `dry_run`), keep the rest with its reason.
@@ -266,6 +283,21 @@ impl Drop for Batch<'_> {
             tracing::warn!(target: "entire::push", "cannot delete staging refs of run {}: {e}", self.run);
         }
     }
+}
+
+/// True if `entries` are exactly the local refs under the checkpoint namespace, at their current values, so
+/// that pushing the namespace itself is the same push as pushing the staged copies. (A ref written while the
+/// push runs may then travel too; it stays queued and is confirmed by the next push.)
+fn covers_namespace(repo: &Repo, entries: &[Staged]) -> Result<bool, StageError> {
+    let all = repo.refs_with_prefix(CHECKPOINT_PREFIX)?;
+    if all.len() != entries.len() {
+        return Ok(false);
+    }
+    let queued: std::collections::HashMap<&str, ObjectId> =
+        entries.iter().map(|e| (e.name.as_str(), e.value)).collect();
+    Ok(all
+        .iter()
+        .all(|(name, value)| queued.get(name.as_str()) == Some(value)))
 }
 
 fn lock_run(path: &Path) -> Result<File, StageError> {

@@ -250,13 +250,16 @@ fn remote_vcs_entire_and_entire_remote_name_forms() {
 fn insteadof_back_to_entire_is_refused_not_recursed() {
     let s = Served::new(Kind::File);
     let env = &s.env;
-    let local = env.repo("local");
+    let local = s.clone_local("local");
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "x"]);
     let url = s.url("server.git");
     // Every push to the real URL is rewritten to go through the helper again: the nested helper refuses.
+    // (A queued checkpoint makes the helper push through an inner `git push`, where the rewrite applies.)
     env.git(
         &local,
         &["config", &format!("url.entire::{url}.pushInsteadOf"), &url],
     );
+    crate::fixtures::checkpoint(env, &local, &crate::fixtures::hex_id(1));
     let out = env.run(&local, "git", ["push", &format!("entire::{url}"), "main"]);
     assert_ne!(out.status, 0, "{}", out.stderr);
     assert!(

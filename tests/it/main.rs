@@ -7,6 +7,7 @@ mod helper_push;
 mod helper_t5801;
 mod migrate;
 mod queue;
+mod remote_resolution;
 mod servers;
 mod store;
 mod transports;

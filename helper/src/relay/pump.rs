@@ -1,36 +1,17 @@
 //! The byte pump of relay mode after `stateless-connect`, and the checkpoint pull-along that follows a
 //! protocol-v2 fetch.
 
-use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use entire::fetch;
 use entire::repo::ObjectId;
 
 use super::child::Relayed;
-use crate::pktline::WantSniffer;
+use crate::pktline::{copy_flushing, WantSniffer};
 use crate::session::Session;
 
 /// Longest we wait for git to finish indexing a relayed fetch before giving up on the pull-along.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(30 * 60);
-
-/// Copy everything from `from` to `to`, flushing after each chunk, until `from` ends; every chunk is also
-/// shown to `observe`.
-fn copy_flushing(from: &mut impl BufRead, to: &mut impl Write, mut observe: impl FnMut(&[u8])) {
-    loop {
-        let n = match from.fill_buf() {
-            Ok([]) | Err(_) => return,
-            Ok(buf) => {
-                observe(buf);
-                if to.write_all(buf).and_then(|_| to.flush()).is_err() {
-                    return;
-                }
-                buf.len()
-            }
-        };
-        from.consume(n);
-    }
-}
 
 /// Become a transparent byte pump until both sides are done, then pull along checkpoints for what a
 /// protocol-v2 fetch asked for. git closes its end of our stdout once the pack is indexed and then waits for
