@@ -78,8 +78,26 @@ fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
     std::thread::spawn(move || {
         crate::pktline::copy_flushing(&mut input, &mut to, |_| {});
     });
+    // Server → git: the advertisement without checkpoint refs, then everything else as is.
     let mut from = std::io::BufReader::new(from);
-    crate::pktline::copy_flushing(&mut from, &mut s.io.output, |_| {});
+    let mut filter = crate::pktline::AdvertFilter::default();
+    loop {
+        let n = match std::io::BufRead::fill_buf(&mut from) {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => {
+                let out = filter.feed(buf);
+                let sent =
+                    s.io.output
+                        .write_all(&out)
+                        .and_then(|_| s.io.output.flush());
+                if sent.is_err() {
+                    break;
+                }
+                buf.len()
+            }
+        };
+        std::io::BufRead::consume(&mut from, n);
+    }
     let _ = child.wait();
     Ok(true)
 }

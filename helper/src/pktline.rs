@@ -24,6 +24,113 @@ pub fn copy_flushing(from: &mut impl BufRead, to: &mut impl Write, mut observe: 
     }
 }
 
+/// Filters the ref advertisement that opens a `git-receive-pack` conversation: lines for refs under
+/// `refs/entire/` are dropped (so `--mirror`/`--prune` cannot delete checkpoints), the capabilities travel on
+/// the first line that remains, and everything after the advertisement passes unchanged.
+#[derive(Debug, Default)]
+pub struct AdvertFilter {
+    pending: Vec<u8>,
+    lines: Vec<Vec<u8>>,
+    done: bool,
+}
+
+fn pkt(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:04x}", payload.len() + 4).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+impl AdvertFilter {
+    /// Feed server bytes; returns the bytes to pass on to git now.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.done {
+            return chunk.to_vec();
+        }
+        self.pending.extend_from_slice(chunk);
+        loop {
+            if self.pending.len() < 4 {
+                return Vec::new();
+            }
+            let len = std::str::from_utf8(&self.pending[..4])
+                .ok()
+                .and_then(|h| usize::from_str_radix(h, 16).ok());
+            let Some(len) = len else {
+                return self.give_up();
+            };
+            if len == 0 {
+                self.pending.drain(..4);
+                return self.finish();
+            }
+            if len < 4 {
+                return self.give_up();
+            }
+            if self.pending.len() < len {
+                return Vec::new();
+            }
+            let payload: Vec<u8> = self.pending[4..len].to_vec();
+            self.pending.drain(..len);
+            self.lines.push(payload);
+        }
+    }
+
+    /// Not an advertisement we understand: pass everything through untouched from here on.
+    fn give_up(&mut self) -> Vec<u8> {
+        self.done = true;
+        let mut out: Vec<u8> = self.lines.drain(..).flat_map(|l| pkt(&l)).collect();
+        out.append(&mut self.pending);
+        out
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        self.done = true;
+        let mut caps: Option<Vec<u8>> = None;
+        let mut oid_len = 40;
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        for line in self.lines.drain(..) {
+            let (body, c) = match line.iter().position(|&b| b == 0) {
+                Some(nul) => (line[..nul].to_vec(), Some(line[nul + 1..].to_vec())),
+                None => (line.clone(), None),
+            };
+            if c.is_some() {
+                caps = c;
+            }
+            let text = String::from_utf8_lossy(&body);
+            let Some((oid, name)) = text.trim_end_matches('\n').split_once(' ') else {
+                kept.push(line);
+                continue;
+            };
+            oid_len = oid.len();
+            if !name.starts_with("refs/entire/") {
+                kept.push(body);
+            }
+        }
+        let mut out = Vec::new();
+        let version_line = kept.first().is_some_and(|l| l.starts_with(b"version "));
+        let first_ref = usize::from(version_line);
+        if let Some(caps) = caps {
+            if kept.len() > first_ref {
+                let line = &mut kept[first_ref];
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                line.push(0);
+                line.extend_from_slice(&caps);
+            } else {
+                let mut line = format!("{} capabilities^{{}}", "0".repeat(oid_len)).into_bytes();
+                line.push(0);
+                line.extend_from_slice(&caps);
+                kept.push(line);
+            }
+        }
+        for l in kept {
+            out.extend(pkt(&l));
+        }
+        out.extend_from_slice(b"0000");
+        out.append(&mut self.pending);
+        out
+    }
+}
+
 /// Collects `want` object IDs from a stream of pkt-lines fed in arbitrary chunks.
 #[derive(Debug, Default)]
 pub struct WantSniffer {
@@ -83,6 +190,73 @@ mod tests {
 
     fn pkt(s: &str) -> Vec<u8> {
         format!("{:04x}{s}", s.len() + 4).into_bytes()
+    }
+
+    #[test]
+    fn advertisement_filter_table() {
+        let a = "0123456789abcdef0123456789abcdef01234567";
+        let b = "89abcdef0123456789abcdef0123456789abcdef";
+        let zero = "0".repeat(40);
+        let caps = "report-status delete-refs ofs-delta";
+        let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+            (
+                vec![
+                    format!("{a} refs/entire/checkpoints/c4/a3b2c4d5e6c4\0{caps}\n"),
+                    format!("{b} refs/heads/main\n"),
+                ],
+                vec![format!("{b} refs/heads/main\0{caps}\n")],
+            ),
+            (
+                vec![format!(
+                    "{a} refs/entire/checkpoints/c4/a3b2c4d5e6c4\0{caps}\n"
+                )],
+                vec![format!("{zero} capabilities^{{}}\0{caps}\n")],
+            ),
+            (
+                vec![
+                    format!("{b} refs/heads/main\0{caps}\n"),
+                    format!("{a} refs/tags/v1\n"),
+                    format!("{a} .have\n"),
+                ],
+                vec![
+                    format!("{b} refs/heads/main\0{caps}\n"),
+                    format!("{a} refs/tags/v1\n"),
+                    format!("{a} .have\n"),
+                ],
+            ),
+            (
+                vec![
+                    "version 1\n".into(),
+                    format!("{zero} capabilities^{{}}\0{caps}\n"),
+                ],
+                vec![
+                    "version 1\n".into(),
+                    format!("{zero} capabilities^{{}}\0{caps}\n"),
+                ],
+            ),
+        ];
+        for (input, want) in cases {
+            let mut stream: Vec<u8> = input
+                .iter()
+                .flat_map(|l| super::pkt(l.as_bytes()))
+                .collect();
+            stream.extend_from_slice(b"0000PACK-and-the-rest");
+            let mut expect: Vec<u8> = want.iter().flat_map(|l| super::pkt(l.as_bytes())).collect();
+            expect.extend_from_slice(b"0000PACK-and-the-rest");
+            for cut in [0, 3, 7, stream.len() / 2, stream.len()] {
+                let mut f = AdvertFilter::default();
+                let mut out = f.feed(&stream[..cut]);
+                out.extend(f.feed(&stream[cut..]));
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&expect),
+                    "{input:?} cut {cut}"
+                );
+            }
+        }
+        let mut junk = AdvertFilter::default();
+        assert_eq!(junk.feed(b"zzzz-not-pkt"), b"zzzz-not-pkt");
+        assert_eq!(junk.feed(b"more"), b"more");
     }
 
     #[test]

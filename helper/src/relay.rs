@@ -44,6 +44,21 @@ pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
                 s.io.reply(&[reply])?;
             }
             Cmd::List { for_push } => {
+                if for_push && s.endpoint.push_url != child.url() {
+                    // `entire::<remote>` whose push URL differs from its fetch URL.
+                    let same = entire::remote::transport_of(&s.endpoint.push_url)
+                        == entire::remote::Transport::Relay {
+                            scheme: scheme.to_string(),
+                        };
+                    if !same {
+                        bail!(
+                            "the push URL {} needs another transport than {}; set remote.<name>.pushurl = entire::<push URL> instead",
+                            s.endpoint.push_url,
+                            s.endpoint.fetch_url
+                        );
+                    }
+                    child.retarget(&s.endpoint.push_url)?;
+                }
                 child.send(&line)?;
                 let mut lines: Vec<String> = child
                     .recv_block()?

@@ -47,6 +47,20 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        Some("-h" | "--help") => {
+            println!(
+                "{}",
+                entire::cli::man::remote_helper_command().render_long_help()
+            );
+            return Ok(());
+        }
+        Some("-V" | "--version") => {
+            println!("git-remote-entire {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        _ => {}
+    }
     let Some(argv1) = args.first() else {
         bail!("usage: git-remote-entire <remote> [<url>] (git runs this helper for entire::<address> URLs)");
     };

@@ -1,7 +1,8 @@
 //! Man pages generated from the clap definitions (`git entire __man <dir>` regenerates `man/`).
 //!
 //! Invariant: the pages in `man/` are exactly [`render_man`] of the current definitions; a test fails when
-//! they drift, so `git entire-migrate --help` (which git turns into `man git-entire-migrate`) never lies.
+//! they drift, so `git help entire`, `git entire-migrate --help` and `git help remote-entire` (git turns them
+//! into `man git-…`) never lie.
 
 use std::path::PathBuf;
 
@@ -25,7 +26,12 @@ pub fn render_man(cmd: clap::Command) -> Vec<u8> {
 /// Every page this crate ships: `(file name, command)`.
 pub fn pages() -> Vec<(String, clap::Command)> {
     let migrate = <super::MigrateCli as clap::CommandFactory>::command();
-    vec![("git-entire-migrate.1".to_string(), migrate)]
+    let entire = <super::Cli as clap::CommandFactory>::command();
+    vec![
+        ("git-entire-migrate.1".to_string(), migrate),
+        ("git-entire.1".to_string(), entire),
+        ("git-remote-entire.1".to_string(), remote_helper_command()),
+    ]
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
@@ -36,4 +42,56 @@ pub fn run(a: Args) -> Result<(), CliError> {
         println!("{}", path.display());
     }
     Ok(())
+}
+
+const HELPER_ABOUT: &str = "git remote helper for entire::<address> URLs: pushes queued checkpoint refs with the user's refs";
+
+const HELPER_LONG_ABOUT: &str = "\
+git runs this helper for any remote address written entire::<address>, and for remotes whose url or pushurl is \
+such an address (`git entire install` sets remote.<name>.pushurl = entire::<url>). The address is a URL, a \
+path, or the name of a configured remote (entire::origin), resolved like `git remote get-url`; nested \
+entire:: prefixes are stripped and a remote that resolves to itself is refused.
+
+PUSH. git's push batch, plus every checkpoint ref queued in <git-common-dir>/entire-checkpoint-push-queue.jsonl \
+that still exists locally, goes out in ONE push: the checkpoints are staged under \
+refs/entire/push-queue/<run>/ and sent with one glob refspec, fast-forward only, never forced. git reports the \
+user's refs exactly as for the plain address; checkpoints that landed leave the queue (only if unchanged \
+meanwhile), the others stay queued and the reason is shown in one summary line. A checkpoint problem never \
+fails the user's push. With --atomic the checkpoints are pushed separately after the atomic set; when a \
+pre-receive hook rejects the whole push because of checkpoint refs, the user's refs are pushed again alone. \
+--dry-run dequeues nothing; --force-with-lease, --force-if-includes, --signed and -o are passed through. When git \
+has nothing of its own to push it does not call the helper: run `git entire push` to flush the queue.
+
+FETCH. Fetch and clone behave like the plain address (depth, shallow and filter options pass through). \
+Afterwards checkpoint refs are pulled along in one extra round trip, per entire.fetchCheckpoints.
+
+TRANSPORTS. http(s) and ftp(s) are relayed to git's own git-remote-http(s), so one discovery and one credential \
+prompt serve the whole push. ssh, git:// and file:// are served by the helper: refs are listed in-process \
+(protocol v2 ls-refs limited to HEAD, refs/heads/, refs/tags/), objects move through `git fetch` and \
+`git push --porcelain` children. Checkpoint refs are never listed for push, so --mirror and --prune cannot \
+delete them.
+
+CONFIGURATION. entire.fetchCheckpoints = referenced (default: checkpoints named by Entire-Checkpoint trailers \
+of the newly fetched commits, newest first) | all | none; entire.fetchCheckpointsLimit (default 100); \
+entire.remote or strategy_options.checkpoint_remote in .entire/settings.json: the remote that receives \
+checkpoints (pushes to other remotes leave the queue alone); entire.pushBatchSize (default 25000 checkpoints \
+per push); entire.listPrefixes: extra ref prefixes to list besides heads and tags; protocol.entire.allow=always \
+lets recursive submodule operations use the helper.
+
+ENVIRONMENT. ENTIRE_LOG (a tracing filter, e.g. debug) and ENTIRE_LOG_FILE (log to a file instead of stderr). \
+GIT_TRANSPORT_HELPER_DEBUG=1 shows git's side of the conversation. Nothing but the protocol is ever written \
+to standard output.";
+
+/// The command-line shape of `git-remote-entire` (git passes the arguments; it has no options of its own).
+pub fn remote_helper_command() -> clap::Command {
+    clap::Command::new("git-remote-entire")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(HELPER_ABOUT)
+        .long_about(HELPER_LONG_ABOUT)
+        .arg(
+            clap::Arg::new("remote")
+                .required(true)
+                .help("The remote's name, or the whole entire::<address> when the address was given on the command line"),
+        )
+        .arg(clap::Arg::new("address").help("The address without the entire:: prefix"))
 }

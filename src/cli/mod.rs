@@ -15,6 +15,7 @@ pub mod man;
 mod migrate;
 mod install;
 mod list;
+pub mod man;
 mod push;
 mod show;
 mod status;
@@ -67,6 +68,9 @@ pub enum Command {
     Push(push::Args),
     /// Route a remote's pushes through git-remote-entire (`remote.<name>.pushurl = entire::<url>`).
     Install(install::Args),
+    /// Write the man pages into a directory.
+    #[command(name = "__man", hide = true)]
+    Man(man::Args),
 }
 
 /// Entry point of `git-entire`.
@@ -87,6 +91,7 @@ pub fn main_git_entire() -> ExitCode {
         Command::Fetch(a) => fetch::run(&cli.global, a),
         Command::Push(a) => push::run(&cli.global, a),
         Command::Install(a) => install::run(&cli.global, a),
+        Command::Man(a) => man::run(a),
     };
     finish(result)
 }

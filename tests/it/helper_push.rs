@@ -565,3 +565,63 @@ fn a_queue_line_naming_a_branch_is_never_pushed() {
         "unusable lines are dropped, the checkpoint dequeued"
     );
 }
+
+#[test]
+fn mirror_and_prune_pushes_never_delete_remote_checkpoints() {
+    for kind in [Kind::File, Kind::Http] {
+        let s = Served::new(kind);
+        let env = &s.env;
+        let server = s.path("server.git");
+        let other = env.repo("other");
+        let id = hex_id(6);
+        write_checkpoint(env, &other, &id, None);
+        env.git(
+            &other,
+            &["push", "-q", server.to_str().expect("utf-8"), &cp_ref(&id)],
+        );
+        let local = s.clone_local("local");
+        env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+        let url = format!("entire::{}", s.url("server.git"));
+        env.git(&local, &["push", "-q", "--mirror", &url]);
+        env.git(
+            &local,
+            &["push", "-q", "--prune", &url, "refs/heads/*:refs/heads/*"],
+        );
+        assert!(
+            ref_value(env, &server, &cp_ref(&id)).is_some(),
+            "{kind:?}: checkpoint survived"
+        );
+        assert_eq!(
+            ref_value(env, &server, "refs/heads/main"),
+            ref_value(env, &local, "refs/heads/main"),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn entire_remote_name_pushes_to_the_push_url() {
+    let s = Served::new(Kind::Http);
+    let env = &s.env;
+    let target = s.bare("pushed.git");
+    let local = s.clone_local("local");
+    env.git(
+        &local,
+        &[
+            "remote",
+            "set-url",
+            "--push",
+            "origin",
+            &s.url("pushed.git"),
+        ],
+    );
+    let id = hex_id(8);
+    let value = checkpoint(env, &local, &id);
+    env.git(&local, &["push", "-q", "entire::origin", "main"]);
+    assert_eq!(
+        ref_value(env, &target, "refs/heads/main"),
+        ref_value(env, &local, "refs/heads/main")
+    );
+    assert_eq!(ref_value(env, &target, &cp_ref(&id)), Some(value));
+    assert_eq!(ref_value(env, &s.path("server.git"), &cp_ref(&id)), None);
+}

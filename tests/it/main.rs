@@ -5,6 +5,7 @@ mod fixtures;
 mod helper_fetch;
 mod helper_push;
 mod helper_t5801;
+mod man_pages;
 mod migrate;
 mod queue;
 mod remote_resolution;

@@ -65,6 +65,19 @@ impl Relayed {
         })
     }
 
+    /// The URL the child serves.
+    pub fn url(&self) -> &str {
+        self.args.get(1).map_or("", String::as_str)
+    }
+
+    /// Serve `url` instead (a push URL that differs from the fetch URL), options replayed.
+    pub fn retarget(&mut self, url: &str) -> anyhow::Result<()> {
+        if let Some(a) = self.args.get_mut(1) {
+            *a = url.to_string();
+        }
+        self.respawn()
+    }
+
     /// Replace the child by a fresh one that has seen the same `option` lines.
     pub fn respawn(&mut self) -> anyhow::Result<()> {
         let _ = self.process.kill();
