@@ -133,7 +133,10 @@ pub fn run(
     options: &PushOptions,
     with_checkpoints: bool,
 ) -> Outcome {
-    let batch = match (repo, with_checkpoints) {
+    // A user refspec that names a checkpoint ref itself would collide with the glob; such a push carries only
+    // what the user asked for.
+    let explicit = user.iter().any(|s| s.dst.starts_with("refs/entire/"));
+    let batch = match (repo, with_checkpoints && !explicit) {
         (Some(repo), true) => prepare(repo),
         _ => None,
     };

@@ -625,3 +625,20 @@ fn entire_remote_name_pushes_to_the_push_url() {
     assert_eq!(ref_value(env, &target, &cp_ref(&id)), Some(value));
     assert_eq!(ref_value(env, &s.path("server.git"), &cp_ref(&id)), None);
 }
+
+#[test]
+fn an_explicit_checkpoint_refspec_is_pushed_as_asked() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    let queued_id = hex_id(1);
+    checkpoint(env, &local, &queued_id);
+    let explicit = hex_id(2);
+    let value = write_checkpoint(env, &local, &explicit, None);
+    // The user's own refspec names a checkpoint ref: no glob rides along (it would collide).
+    env.git(&local, &["push", "-q", "origin", &cp_ref(&explicit)]);
+    assert_eq!(ref_value(env, &server, &cp_ref(&explicit)), Some(value));
+    assert_eq!(ref_value(env, &server, &cp_ref(&queued_id)), None);
+    assert_eq!(queued(env, &local), vec![cp_ref(&queued_id)]);
+}

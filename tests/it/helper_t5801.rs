@@ -3,11 +3,22 @@
 //! pull, push (new branch by name, `old:new`, `HEAD:new`, forced, deleted, messages), `remote.<name>.vcs`,
 //! and a broken remote reporting failure.
 
+use std::path::{Path, PathBuf};
+
 use crate::fixtures::ref_value;
 use crate::transports::{Kind, Served};
 
 fn t5801(kind: Kind) {
     let s = Served::new(kind);
+    let local = clone_fetch_pull(&s);
+    push_cases(&s, &local);
+    fetch_cases(&s, &local);
+    transport_was_used(&s, &local);
+    broken_remote(&s);
+}
+
+/// clone; fetch new and multiple branches; pull. Returns the clone.
+fn clone_fetch_pull(s: &Served) -> PathBuf {
     let env = &s.env;
     let url = s.url("server.git");
     let server = s.path("server.git");
@@ -60,6 +71,15 @@ fn t5801(kind: Kind) {
         ref_value(env, &local, "refs/heads/main"),
         ref_value(env, &server, "refs/heads/main")
     );
+
+    local
+}
+
+/// push; new branch by name, old:new, HEAD:new; forced; delete.
+fn push_cases(s: &Served, local: &Path) {
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = local.to_path_buf();
 
     // push
     env.git(
@@ -128,6 +148,16 @@ fn t5801(kind: Kind) {
     // delete
     env.git(&local, &["push", "-q", "origin", ":renamed"]);
     assert_eq!(ref_value(env, &server, "refs/heads/renamed"), None);
+}
+
+/// fetch HEAD; fetch by URL (FETCH_HEAD); fetch tag.
+fn fetch_cases(s: &Served, local: &Path) {
+    let env = &s.env;
+    let url = s.url("server.git");
+    let server = s.path("server.git");
+    let server_path = server.to_str().expect("utf-8");
+    let seed = env.path().join("seed");
+    let local = local.to_path_buf();
 
     // fetch HEAD, fetch by URL (FETCH_HEAD)
     env.git(&local, &["fetch", "-q", "origin", "HEAD"]);
@@ -148,22 +178,30 @@ fn t5801(kind: Kind) {
         ref_value(env, &local, "refs/tags/v1"),
         ref_value(env, &server, "refs/tags/v1")
     );
+}
 
-    // The transport under test really carried the traffic (and really required the credentials).
+/// The transport under test really carried the traffic (and really required the credentials).
+fn transport_was_used(s: &Served, local: &Path) {
+    let env = &s.env;
+    let kind = s.kind;
+    let url = s.url("server.git");
     if kind != Kind::File {
         assert!(s.push_connections() > Some(0), "server log:\n{}", s.log());
         assert!(s.fetch_connections() > Some(0), "server log:\n{}", s.log());
     }
     if kind == Kind::HttpAuth {
         let anonymous = env.run(
-            &local,
+            local,
             "git",
             ["-c", "credential.helper=", "ls-remote", &url],
         );
         assert_ne!(anonymous.status, 0, "the server must demand credentials");
     }
+}
 
-    // broken remote: the helper reports, git fails
+/// A remote that does not exist: the helper reports, git fails, nothing is left behind.
+fn broken_remote(s: &Served) {
+    let env = &s.env;
     let broken = s.url("missing.git");
     let out = env.run(
         env.path(),
