@@ -208,10 +208,30 @@ fn run_fetch(s: &Session, oids: &[String]) -> anyhow::Result<()> {
             .context("writing object IDs to git fetch")?;
     }
     let status = child.wait().context("waiting for git fetch")?;
+    if s.opts.filter.is_some() {
+        forget_url_promisor(s);
+    }
     if !status.success() {
         bail!("fetching from {} failed", s.endpoint.fetch_url);
     }
     Ok(())
+}
+
+/// `git fetch <url> --filter=…` records the URL as a promisor remote (`remote.<url>.promisor`); git has
+/// already made the real remote the promisor, so drop the section the inner fetch added.
+fn forget_url_promisor(s: &Session) {
+    let Some(repo) = &s.repo else {
+        return;
+    };
+    let section = format!("remote.{}", s.endpoint.fetch_url);
+    if repo.config_string(&format!("{section}.url")).is_some() {
+        return;
+    }
+    let mut cmd = gitcmd::git();
+    cmd.args(["config", "--local", "--remove-section", &section]);
+    if let Err(e) = gitcmd::run_ok(&mut cmd) {
+        tracing::debug!(target: "entire::helper", "no promisor section to drop: {e}");
+    }
 }
 
 fn push_batch(s: &mut Session, first: String) -> anyhow::Result<()> {

@@ -242,3 +242,57 @@ fn works_from_bare_repos_linked_worktrees_and_subdirectories() {
     assert_eq!(ref_value(env, &server, &cp_ref(&c)), Some(c_value));
     assert!(crate::fixtures::queued(env, &bare).is_empty());
 }
+
+#[test]
+fn partial_clone_passes_the_filter_through() {
+    let (s, _) = server_with_checkpoints(Kind::File, 2, 2);
+    let env = &s.env;
+    let seed = env.path().join("seed");
+    std::fs::write(
+        seed.join("big.txt"),
+        "content that a blobless clone leaves on the server\n",
+    )
+    .expect("file");
+    env.git(&seed, &["add", "big.txt"]);
+    env.git(&seed, &["commit", "-q", "-m", "blob"]);
+    std::fs::remove_file(seed.join("big.txt")).expect("rm");
+    env.git(&seed, &["commit", "-q", "-am", "gone again"]);
+    env.git(
+        &seed,
+        &[
+            "push",
+            "-q",
+            s.path("server.git").to_str().expect("utf-8"),
+            "main",
+        ],
+    );
+    env.git(
+        &s.path("server.git"),
+        &["config", "uploadpack.allowFilter", "true"],
+    );
+    let url = format!("entire::{}", s.url("server.git"));
+    env.git(
+        env.path(),
+        &["clone", "-q", "--filter=blob:none", &url, "partial"],
+    );
+    let partial = env.path().join("partial");
+    let missing = env.git(
+        &partial,
+        &["rev-list", "--objects", "--missing=print", "--all"],
+    );
+    assert!(
+        missing.lines().any(|l| l.starts_with('?')),
+        "blobs were filtered out"
+    );
+    assert_eq!(
+        env.git(&partial, &["config", "remote.origin.promisor"]),
+        "true"
+    );
+    let sections = env.git(&partial, &["config", "--local", "--list"]);
+    assert!(
+        !sections.contains("remote.file:"),
+        "no promisor section for the bare URL:\n{sections}"
+    );
+    // The promisor remote goes through the helper for the missing blob, lazily.
+    env.git(&partial, &["show", "HEAD~1:big.txt"]);
+}

@@ -264,8 +264,8 @@ fn kill_9_mid_push_then_a_clean_next_push() {
     wait_for(&started);
     let pids = helper_pids(&server.display().to_string());
     assert_eq!(pids.len(), 1, "one helper process");
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &pids[0]])
+    let killed = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -9 {}", pids[0])])
         .status()
         .expect("kill");
     assert!(killed.success());
