@@ -146,6 +146,36 @@ pub fn run(
         outcome.user = push_user(transport, user, &user_specs, options);
         return outcome;
     };
+    let pushing = std::time::Instant::now();
+    let cp_statuses = push_both(transport, &batch, user, &user_specs, options, &mut outcome);
+    tracing::debug!(target: "entire::push", ms = pushing.elapsed().as_millis() as u64, "pushed");
+    let missing = outcome
+        .checkpoint_failure
+        .clone()
+        .unwrap_or_else(|| "no status reported".into());
+    let accounting = std::time::Instant::now();
+    match batch.account(&cp_statuses, options.dry_run, &missing) {
+        Ok(summary) => outcome.checkpoints = Some(summary),
+        Err(e) => tracing::warn!(target: "entire::push", "cannot update the push queue: {e}"),
+    }
+    if let Err(e) = batch.finish() {
+        tracing::warn!(target: "entire::push", "cannot delete staging refs: {e}");
+    }
+    tracing::debug!(target: "entire::push", ms = accounting.elapsed().as_millis() as u64, "accounted and cleaned up");
+    outcome
+}
+
+/// The push itself: one combined push, or (for `--atomic`, or nothing of the user's) the user's refs and the
+/// checkpoints separately; a combined push refused wholesale by the server is retried without checkpoints.
+/// Returns the statuses the checkpoints got.
+fn push_both(
+    transport: &mut dyn PushTransport,
+    batch: &Batch<'_>,
+    user: &[PushSpec],
+    user_specs: &[String],
+    options: &PushOptions,
+    outcome: &mut Outcome,
+) -> BTreeMap<String, RefStatus> {
     let glob = batch.glob();
     let separate = PushOptions {
         atomic: false,
@@ -156,14 +186,14 @@ pub fn run(
     let mut cp_statuses = BTreeMap::new();
     if user.is_empty() || options.atomic {
         if !user.is_empty() {
-            outcome.user = push_user(transport, user, &user_specs, options);
+            outcome.user = push_user(transport, user, user_specs, options);
         }
         match transport.push(std::slice::from_ref(&glob), &separate) {
             Ok(map) => cp_statuses = map,
             Err(f) => outcome.checkpoint_failure = Some(f.message),
         }
     } else {
-        let mut all = user_specs.clone();
+        let mut all = user_specs.to_vec();
         all.push(glob);
         match transport.push(&all, options) {
             Err(f) => {
@@ -186,24 +216,13 @@ pub fn run(
                     outcome.notes.push(format!(
                         "entire: the remote rejected the push with checkpoint refs ({why}); pushing your refs without them"
                     ));
-                    outcome.user = push_user(transport, user, &user_specs, options);
+                    outcome.user = push_user(transport, user, user_specs, options);
                 }
                 cp_statuses = map;
             }
         }
     }
-    let missing = outcome
-        .checkpoint_failure
-        .clone()
-        .unwrap_or_else(|| "no status reported".into());
-    match batch.account(&cp_statuses, options.dry_run, &missing) {
-        Ok(summary) => outcome.checkpoints = Some(summary),
-        Err(e) => tracing::warn!(target: "entire::push", "cannot update the push queue: {e}"),
-    }
-    if let Err(e) = batch.finish() {
-        tracing::warn!(target: "entire::push", "cannot delete staging refs: {e}");
-    }
-    outcome
+    cp_statuses
 }
 
 fn prepare(repo: &Repo) -> Option<Batch<'_>> {
@@ -211,7 +230,10 @@ fn prepare(repo: &Repo) -> Option<Batch<'_>> {
         .and_then(|v| v.trim().parse().ok())
         .filter(|n: &usize| *n > 0)
         .unwrap_or(stage::DEFAULT_BATCH_SIZE);
-    match Batch::prepare(repo, limit) {
+    let started = std::time::Instant::now();
+    let prepared = Batch::prepare(repo, limit);
+    tracing::debug!(target: "entire::push", ms = started.elapsed().as_millis() as u64, "prepared the batch");
+    match prepared {
         Ok(b) if b.is_empty() => None,
         Ok(b) => Some(b),
         Err(e) => {
