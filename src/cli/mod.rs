@@ -11,11 +11,10 @@ use clap::{Parser, Subcommand};
 pub mod error;
 mod fetch;
 mod fsck;
-pub mod man;
-mod migrate;
 mod install;
 mod list;
 pub mod man;
+mod migrate;
 mod push;
 mod show;
 mod status;
@@ -68,9 +67,6 @@ pub enum Command {
     Push(push::Args),
     /// Route a remote's pushes through git-remote-entire (`remote.<name>.pushurl = entire::<url>`).
     Install(install::Args),
-    /// Write the man pages into a directory.
-    #[command(name = "__man", hide = true)]
-    Man(man::Args),
 }
 
 /// Entry point of `git-entire`.
@@ -91,7 +87,6 @@ pub fn main_git_entire() -> ExitCode {
         Command::Fetch(a) => fetch::run(&cli.global, a),
         Command::Push(a) => push::run(&cli.global, a),
         Command::Install(a) => install::run(&cli.global, a),
-        Command::Man(a) => man::run(a),
     };
     finish(result)
 }
