@@ -368,3 +368,59 @@ fn checkpoints_follow_the_configured_checkpoint_remote() {
         out.stderr
     );
 }
+
+#[test]
+fn write_push_clone_show_end_to_end() {
+    let s = Served::new(Kind::Http);
+    let env = &s.env;
+    env.git(env.path(), &["clone", "-q", &s.url("server.git"), "author"]);
+    let author = env.path().join("author");
+    env.entire(&author, &["install"]).ok();
+    std::fs::create_dir_all(author.join(".entire")).expect(".entire");
+    std::fs::write(
+        author.join(".entire/settings.json"),
+        r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#,
+    )
+    .expect("settings");
+    let session = env.path().join("session");
+    std::fs::create_dir_all(&session).expect("session dir");
+    std::fs::write(session.join("metadata.json"), r#"{"session_id": "s-1"}"#).expect("metadata");
+    std::fs::write(session.join("full.jsonl"), "{\"type\":\"user\"}\n").expect("transcript");
+    // The producer API writes and queues; a plain `git push` carries the checkpoint.
+    let id = env
+        .entire(&author, &["write", session.to_str().expect("utf-8")])
+        .ok()
+        .trimmed()
+        .to_string();
+    commit_linking(env, &author, "feature", &[&id]);
+    let out = env.run(&author, "git", ["push", "origin", "main"]).ok();
+    assert!(
+        out.stderr.contains("pushed 1 checkpoint(s)"),
+        "{}",
+        out.stderr
+    );
+    assert!(queued(env, &author).is_empty());
+    // Elsewhere: a plain clone has no checkpoint refs; list and show fetch it on demand.
+    env.git(env.path(), &["clone", "-q", &s.url("server.git"), "reader"]);
+    let reader = env.path().join("reader");
+    std::fs::create_dir_all(reader.join(".entire")).expect(".entire");
+    std::fs::copy(
+        author.join(".entire/settings.json"),
+        reader.join(".entire/settings.json"),
+    )
+    .expect("settings");
+    assert!(refs(env, &reader, CP).is_empty());
+    let listed = env.entire(&reader, &["list"]).ok();
+    assert!(
+        listed.stdout.contains(&format!("{id}\t")),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("\tfetched\tfeature"),
+        "{}",
+        listed.stdout
+    );
+    let shown = env.entire(&reader, &["show", &id]).ok();
+    assert!(shown.stdout.contains("s-1"), "{}", shown.stdout);
+}
