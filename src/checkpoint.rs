@@ -332,7 +332,6 @@ fn summarize(
     slots: &[Slot],
     layout: Layout,
 ) -> RootMetadata {
-    let fresh = old.is_none();
     let mut root = old.unwrap_or_default().0;
     let metas: Vec<&Map<String, Value>> =
         slots.iter().filter_map(|s| s.metadata.as_ref()).collect();
@@ -389,29 +388,9 @@ fn summarize(
     if let Some(usage) = metadata::sum_usage(metas.iter().filter_map(|m| m.get("token_usage"))) {
         set("token_usage", usage);
     }
+    // Legacy stamp (upstream #1620 removed it). A fresh root gets its keys in the Go struct's order by
+    // construction: the `set` calls above follow it.
     root.remove("checkpoint_version");
-    if fresh {
-        // Nothing to preserve: keep the Go struct's field order.
-        let order = [
-            "cli_version",
-            "checkpoints_version",
-            "checkpoint_id",
-            "strategy",
-            "branch",
-            "checkpoints_count",
-            "files_touched",
-            "sessions",
-            "token_usage",
-        ];
-        let mut ordered = Map::new();
-        for k in order {
-            if let Some(v) = root.remove(k) {
-                ordered.insert(k.to_string(), v);
-            }
-        }
-        ordered.extend(root);
-        root = ordered;
-    }
     RootMetadata(root)
 }
 

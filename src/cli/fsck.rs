@@ -58,27 +58,7 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         }
     }
     if a.legacy {
-        if let Some(tip) = store::branch::tip(&repo)? {
-            let root = repo.commit_tree(tip)?;
-            for shard in repo.tree_entries(root)?.into_iter().filter(|e| e.is_tree) {
-                for cp in repo
-                    .tree_entries(shard.id)?
-                    .into_iter()
-                    .filter(|e| e.is_tree)
-                {
-                    checked += 1;
-                    let subject = format!("{}:{}/{}", refname::LEGACY_BRANCH, shard.name, cp.name);
-                    let found = match CheckpointId::parse(&format!("{}{}", shard.name, cp.name)) {
-                        Ok(id) => check_tree(&repo, &id, cp.id),
-                        Err(e) => vec![e.to_string()],
-                    };
-                    problems.extend(found.into_iter().map(|problem| Problem {
-                        subject: subject.clone(),
-                        problem,
-                    }));
-                }
-            }
-        }
+        checked += check_legacy(&repo, &mut problems)?;
     }
     if a.json {
         let list: Vec<_> = problems
@@ -109,6 +89,34 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
             anyhow::anyhow!("{} problem(s) found", problems.len()),
         ))
     }
+}
+
+/// Check every checkpoint on the legacy branch; returns how many were checked.
+fn check_legacy(repo: &Repo, problems: &mut Vec<Problem>) -> Result<usize, CliError> {
+    let Some(tip) = store::branch::tip(repo)? else {
+        return Ok(0);
+    };
+    let mut checked = 0;
+    let root = repo.commit_tree(tip)?;
+    for shard in repo.tree_entries(root)?.into_iter().filter(|e| e.is_tree) {
+        for cp in repo
+            .tree_entries(shard.id)?
+            .into_iter()
+            .filter(|e| e.is_tree)
+        {
+            checked += 1;
+            let subject = format!("{}:{}/{}", refname::LEGACY_BRANCH, shard.name, cp.name);
+            let found = match CheckpointId::parse(&format!("{}{}", shard.name, cp.name)) {
+                Ok(id) => check_tree(repo, &id, cp.id),
+                Err(e) => vec![e.to_string()],
+            };
+            problems.extend(found.into_iter().map(|problem| Problem {
+                subject: subject.clone(),
+                problem,
+            }));
+        }
+    }
+    Ok(checked)
 }
 
 /// Problems of one checkpoint tree.

@@ -114,3 +114,28 @@ pub fn commit_linking(env: &TestEnv, repo: &Path, subject: &str, ids: &[&str]) -
     env.git(repo, &["commit", "-q", "-m", &msg]);
     env.git(repo, &["rev-parse", "HEAD"])
 }
+
+/// Write `.entire/settings.json` selecting `mode` (`None`: no store setting).
+pub fn set_mode(repo: &Path, mode: Option<&str>) {
+    std::fs::create_dir_all(repo.join(".entire")).expect("mkdir .entire");
+    let body = match mode {
+        Some(m) => format!("{{\"strategy_options\": {{\"checkpoint_store\": \"{m}\"}}}}\n"),
+        None => "{}\n".to_string(),
+    };
+    std::fs::write(repo.join(".entire/settings.json"), body).expect("write settings");
+}
+
+/// A session directory with the given metadata JSON and transcript.
+pub fn session(env: &TestEnv, name: &str, metadata: &str, transcript: &[u8]) -> PathBuf {
+    let dir = env.path().join("sessions").join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir session");
+    std::fs::write(dir.join("metadata.json"), metadata).expect("write metadata");
+    std::fs::write(dir.join("full.jsonl"), transcript).expect("write transcript");
+    std::fs::write(dir.join("prompt.txt"), format!("prompt of {name}\n")).expect("write prompt");
+    dir
+}
+
+/// A path as `&str` for command arguments.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

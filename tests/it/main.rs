@@ -11,6 +11,8 @@ mod queue;
 mod remote_resolution;
 mod servers;
 mod store;
+mod store_concurrency;
+mod store_sample;
 mod transports;
 
 #[test]
