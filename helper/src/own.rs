@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use entire::fetch;
 use entire::gitcmd;
 use entire::lsrefs::{self, RefValue};
-use entire::push::{self, GitPush, PushSpec};
+use entire::push::{self, GitPush};
 use entire::repo::ObjectId;
 
 use crate::protocol::{parse_command, Command};
@@ -235,28 +235,9 @@ fn forget_url_promisor(s: &Session) {
 }
 
 fn push_batch(s: &mut Session, first: String) -> anyhow::Result<()> {
-    let mut raw = vec![first];
-    loop {
-        let Some(line) = s.io.read_line()? else {
-            bail!("git ended the session inside a push batch");
-        };
-        match parse_command(&line) {
-            Command::Push { spec } => raw.push(spec),
-            Command::Option { name, value } => {
-                let reply = s.opts.apply(&name, &value).line();
-                s.io.reply(&[reply])?;
-            }
-            Command::End => break,
-            other => bail!("unexpected {other:?} inside a push batch"),
-        }
-    }
-    let mut specs = Vec::new();
-    for r in &raw {
-        match PushSpec::parse(r) {
-            Some(spec) => specs.push(spec),
-            None => bail!("malformed push line from git: push {r}"),
-        }
-    }
+    let specs = s.read_push_batch(first, |s, _line, name, value| {
+        Ok(s.opts.apply(name, value).line())
+    })?;
     let with_checkpoints = s.checkpoints_here();
     let mut transport = GitPush::new(&s.endpoint.push_url);
     let outcome = push::run(

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 use entire::fetch;
-use entire::push::{self, PushOptions, PushSpec, PushTransport, RefStatus, TransportFailure};
+use entire::push::{self, PushOptions, PushTransport, RefStatus, TransportFailure};
 use entire::repo::ObjectId;
 
 use crate::protocol::{parse_command, Command as Cmd};
@@ -172,29 +172,10 @@ impl PushTransport for RelayPush<'_> {
 }
 
 fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Result<()> {
-    let mut raw = vec![first];
-    loop {
-        let Some(line) = s.io.read_line()? else {
-            bail!("git ended the session inside a push batch");
-        };
-        match parse_command(&line) {
-            Cmd::Push { spec } => raw.push(spec),
-            Cmd::Option { name, value } => {
-                let _ = s.opts.apply(&name, &value);
-                let reply = child.option(&line)?;
-                s.io.reply(&[reply])?;
-            }
-            Cmd::End => break,
-            other => bail!("unexpected {other:?} inside a push batch"),
-        }
-    }
-    let mut specs = Vec::new();
-    for r in &raw {
-        match PushSpec::parse(r) {
-            Some(spec) => specs.push(spec),
-            None => bail!("malformed push line from git: push {r}"),
-        }
-    }
+    let specs = s.read_push_batch(first, |s, line, name, value| {
+        let _ = s.opts.apply(name, value);
+        child.option(line)
+    })?;
     let with_checkpoints = s.checkpoints_here();
     let options = s.opts.push_options();
     let mut transport = RelayPush {

@@ -11,7 +11,9 @@ use entire::push::Outcome;
 use entire::remote::{self, Endpoint, Transport};
 use entire::repo::Repo;
 
-use crate::protocol::{Io, Options};
+use entire::push::PushSpec;
+
+use crate::protocol::{parse_command, Command, Io, Options};
 use crate::{own, relay};
 
 /// Everything a mode needs to serve git.
@@ -169,5 +171,37 @@ impl Session {
             Ok(r) => tracing::debug!(target: "entire::helper", ?r, "pull-along"),
             Err(e) => eprintln!("warning: entire: checkpoints not fetched: {e}"),
         }
+    }
+}
+
+impl Session {
+    /// Read the rest of a push batch (after its `first` line) up to the blank line. `option` lines may come
+    /// inside the batch; `answer` records each one and returns the reply line for git.
+    pub fn read_push_batch(
+        &mut self,
+        first: String,
+        mut answer: impl FnMut(&mut Session, &str, &str, &str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Vec<PushSpec>> {
+        let mut raw = vec![first];
+        loop {
+            let Some(line) = self.io.read_line()? else {
+                bail!("git ended the session inside a push batch");
+            };
+            match parse_command(&line) {
+                Command::Push { spec } => raw.push(spec),
+                Command::Option { name, value } => {
+                    let reply = answer(self, &line, &name, &value)?;
+                    self.io.reply(&[reply])?;
+                }
+                Command::End => break,
+                other => bail!("unexpected {other:?} inside a push batch"),
+            }
+        }
+        raw.iter()
+            .map(|r| {
+                PushSpec::parse(r)
+                    .with_context(|| format!("malformed push line from git: push {r}"))
+            })
+            .collect()
     }
 }
