@@ -19,6 +19,7 @@
 //! [`status::Rejection::Failed`] for every user ref; checkpoints stay queued.
 
 pub mod child;
+pub mod runs;
 pub mod stage;
 pub mod status;
 

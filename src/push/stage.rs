@@ -5,30 +5,31 @@
 //! - The queue is only read here ([`Queue::drain`] does not remove); an entry leaves it only through
 //!   [`Queue::remove_if_unchanged`] after the remote confirmed the ref at the value that was staged, or when the
 //!   ref no longer exists locally (compared under the queue lock, so a concurrent write keeps it queued).
-//! - Staging refs `refs/entire/push-queue/<run>/<shard>/<id>` are created in ONE transaction, each expected
-//!   not to exist, and deleted in one transaction (expected at their staged value) when the run ends.
+//! - Staging refs `refs/entire/push-queue/<run>/<shard>/<id>` are created in ONE compare-and-swap step, each
+//!   expected not to exist, and deleted in one step (expected at their staged value) when the run ends; both
+//!   are one rewrite of `packed-refs` ([`super::runs`]).
 //! - When the queue covers the whole local checkpoint namespace (typical after a migration), the namespace
 //!   itself is pushed with the same glob and nothing is staged: the same push without creating and deleting
 //!   one staging ref per checkpoint.
 //! - A run holds an exclusive lock on `<common-dir>/entire-push-runs/<run>.lock` while its staging refs
 //!   exist. A run whose lock can be taken is dead (killed mid-push); its staging refs are deleted by the next
-//!   run. Live concurrent runs are never disturbed.
+//!   run ([`super::runs::remove_dead`]). Live concurrent runs are never disturbed.
 //!
 //! Failure modes: [`StageError`] names the ref, queue file or lock at fault. None of them may fail the user's
 //! push: callers log them and push without checkpoints.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::packedrefs::PackedRefsError;
 use crate::queue::{Queue, QueueError};
 use crate::refname::{self, CHECKPOINT_PREFIX, STAGING_PREFIX};
-use crate::repo::{ObjectId, RefUpdate, Repo, RepoError};
+use crate::repo::{ObjectId, Repo, RepoError};
 
+use super::runs::{self, RunLock};
 use super::status::RefStatus;
 
-/// Directory (in the git common dir) holding one lock file per live push run.
-pub const RUNS_DIR: &str = "entire-push-runs";
+pub use super::runs::RUNS_DIR;
 
 /// Default cap on checkpoints per push (`entire.pushBatchSize`); the rest waits for the next push.
 pub const DEFAULT_BATCH_SIZE: usize = 25_000;
@@ -44,6 +45,12 @@ pub enum StageError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Repo(#[from] RepoError),
+    #[error(transparent)]
+    Packed(#[from] PackedRefsError),
+    #[error("staging refs already exist: {}", .0.join(", "))]
+    Exists(Vec<String>),
+    #[error("staging refs changed during the push, left in place: {}", .0.join(", "))]
+    Moved(Vec<String>),
     #[error("cannot use push-run lock {path}")]
     Lock {
         path: PathBuf,
@@ -115,8 +122,7 @@ pub struct Batch<'r> {
     repo: &'r Repo,
     queue: Queue,
     run: String,
-    lock_path: PathBuf,
-    lock: Option<File>,
+    lock: Option<RunLock>,
     entries: Vec<Staged>,
     stale: usize,
     deferred: usize,
@@ -128,7 +134,7 @@ impl<'r> Batch<'r> {
     /// Drain the queue, drop entries whose ref vanished, and stage the rest (at most `limit`) in one transaction.
     pub fn prepare(repo: &'r Repo, limit: usize) -> Result<Self, StageError> {
         let common = repo.common_dir();
-        remove_dead_runs(repo, &common)?;
+        runs::remove_dead(repo)?;
         let queue = Queue::new(&common);
         let queued = queue.drain()?;
         let mut entries = Vec::new();
@@ -157,7 +163,6 @@ impl<'r> Batch<'r> {
             let kept = queue.remove_if_unchanged(&vanished, |r| repo.find_ref(r).ok())?;
             vanished.len() - kept.len()
         };
-        let lock_path = common.join(RUNS_DIR).join(format!("{run}.lock"));
         let direct = deferred == 0
             && entries.len() >= DIRECT_CHECK_FROM
             && covers_namespace(repo, &entries)?;
@@ -165,7 +170,6 @@ impl<'r> Batch<'r> {
             repo,
             queue,
             run,
-            lock_path,
             lock: None,
             entries,
             stale,
@@ -173,17 +177,13 @@ impl<'r> Batch<'r> {
             direct,
         };
         if !batch.entries.is_empty() && !batch.direct {
-            batch.lock = Some(lock_run(&batch.lock_path)?);
-            let updates: Vec<RefUpdate> = batch
+            batch.lock = Some(RunLock::acquire(&common, &batch.run)?);
+            let staged: Vec<(String, ObjectId)> = batch
                 .entries
                 .iter()
-                .map(|e| RefUpdate {
-                    name: e.staging.clone(),
-                    expected: None,
-                    new: Some(e.value),
-                })
+                .map(|e| (e.staging.clone(), e.value))
                 .collect();
-            repo.transaction(&updates, "entire: stage checkpoints for push")?;
+            runs::create(repo, &batch.run, &staged)?;
         }
         Ok(batch)
     }
@@ -256,24 +256,15 @@ impl<'r> Batch<'r> {
     }
 
     fn cleanup(&mut self) -> Result<(), StageError> {
-        if self.lock.is_none() {
+        let Some(lock) = self.lock.take() else {
             return Ok(());
-        }
-        let updates: Vec<RefUpdate> = self
+        };
+        let staged = self
             .entries
             .iter()
-            .map(|e| RefUpdate {
-                name: e.staging.clone(),
-                expected: Some(e.value),
-                new: None,
-            })
+            .map(|e| (e.staging.clone(), e.value))
             .collect();
-        let result = self.repo.transaction(&updates, "entire: push finished");
-        if result.is_ok() {
-            let _ = std::fs::remove_file(&self.lock_path);
-        }
-        self.lock = None;
-        result.map_err(StageError::from)
+        runs::finish(self.repo, &self.run, lock, staged)
     }
 }
 
@@ -298,70 +289,4 @@ fn covers_namespace(repo: &Repo, entries: &[Staged]) -> Result<bool, StageError>
     Ok(all
         .iter()
         .all(|(name, value)| queued.get(name.as_str()) == Some(value)))
-}
-
-fn lock_run(path: &Path) -> Result<File, StageError> {
-    let err = |source| StageError::Lock {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(err)?;
-    f.lock().map_err(err)?;
-    Ok(f)
-}
-
-/// Delete staging refs of runs whose process is gone (their lock can be taken).
-fn remove_dead_runs(repo: &Repo, common: &Path) -> Result<(), StageError> {
-    let staged = repo.refs_with_prefix(STAGING_PREFIX)?;
-    if staged.is_empty() {
-        return Ok(());
-    }
-    let mut by_run: BTreeMap<String, Vec<(String, ObjectId)>> = BTreeMap::new();
-    for (name, value) in staged {
-        let run = name[STAGING_PREFIX.len()..]
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        by_run.entry(run).or_default().push((name, value));
-    }
-    let mut updates = Vec::new();
-    let mut dead_locks = Vec::new();
-    for (run, refs) in by_run {
-        let path = common.join(RUNS_DIR).join(format!("{run}.lock"));
-        let alive = match File::open(&path) {
-            Ok(f) => matches!(f.try_lock(), Err(TryLockError::WouldBlock)),
-            Err(_) => false,
-        };
-        if alive {
-            continue;
-        }
-        tracing::info!(target: "entire::push", run = %run, refs = refs.len(), "removing staging refs of a dead push run");
-        updates.extend(refs.into_iter().map(|(name, value)| RefUpdate {
-            name,
-            expected: Some(value),
-            new: None,
-        }));
-        dead_locks.push(path);
-    }
-    if !updates.is_empty() {
-        // A run that finished between our listing and now already deleted its refs; that is not an error.
-        if let Err(e) = repo.transaction(&updates, "entire: remove staging refs of a dead push run")
-        {
-            tracing::info!(target: "entire::push", "cannot remove staging refs of a dead run yet: {e}");
-            return Ok(());
-        }
-    }
-    for p in dead_locks {
-        let _ = std::fs::remove_file(p);
-    }
-    Ok(())
 }

@@ -278,6 +278,11 @@ fn kill_9_mid_push_then_a_clean_next_push() {
         !refs(env, &local, STAGING).is_empty(),
         "the killed run left its staging refs"
     );
+    let packed = std::fs::read_to_string(local.join(".git/packed-refs")).expect("packed-refs");
+    assert!(
+        packed.contains(STAGING) && !local.join(".git").join(STAGING).exists(),
+        "staging refs live in packed-refs, not in loose files"
+    );
     assert_eq!(
         queued(env, &local),
         vec![cp_ref(&ids[0]), cp_ref(&ids[1])],

@@ -7,6 +7,7 @@ mod helper_push;
 mod helper_t5801;
 mod man_pages;
 mod migrate;
+mod push_runs;
 mod queue;
 mod remote_resolution;
 mod servers;
