@@ -106,6 +106,13 @@ impl serde_json::ser::Formatter for GoFormatter<'_> {
         w: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
+        // Fast path: none of the escaped characters (0xE2 leads U+2028 and U+2029 in UTF-8).
+        if !fragment
+            .bytes()
+            .any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+        {
+            return w.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             let esc = match c {

@@ -35,6 +35,7 @@
 pub mod cache;
 pub mod commit;
 pub mod dates;
+pub mod deflate;
 pub mod deleted;
 pub mod lock;
 pub mod normalize;

@@ -2,8 +2,8 @@
 //!
 //! Why: a migration creates up to three small objects per checkpoint (commit, tree, metadata blob). Writing
 //! 100k+ loose files one at a time is dominated by file-system metadata; one pack is a single sequential write.
-//! Objects are stored whole (zlib, no deltas), so the index needs no second pass: offsets, CRC32s and IDs are
-//! known while streaming.
+//! Objects are stored whole (zlib streams from [`super::deflate`], no deltas), so the index needs no second
+//! pass: offsets, CRC32s and IDs are known while streaming.
 //!
 //! Invariants:
 //! - [`ObjectSet`] computes every ID in memory (`--dry-run` stops there: nothing touches the disk).
@@ -22,9 +22,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use gix::objs::{Kind, WriteTo};
-use gix::zlib::stream::deflate::{Compress, FlushCompress};
-use gix::zlib::Status;
 
+use super::deflate::{stored_zlib, Deflater};
 use crate::repo::ObjectId;
 
 const TMP_STEM: &str = "tmp_entire-migrate";
@@ -205,15 +204,14 @@ fn write_pack(
     out.write_all(&(set.len() as u32).to_be_bytes())?;
     let mut entries = Vec::with_capacity(set.len());
     let mut raw = Vec::new();
-    let mut compress = Compress::new(gix::zlib::Compression::BEST_SPEED);
-    let mut scratch = Vec::new();
+    let mut deflater = Deflater::default();
     for (i, object) in set.objects().iter().enumerate() {
         raw.clear();
         entry_header(object.kind, object.data.len(), &mut raw);
         match object.kind {
-            // Blobs (metadata.json) compress well. Commits and trees are mostly hashes: storing them saves a
-            // zlib reset (a 128 KiB table clear) per object for a few percent of pack size.
-            Kind::Blob => deflate(&mut compress, &object.data, &mut scratch, &mut raw)?,
+            // Blobs (metadata.json) compress well. Commits and trees are mostly hashes: stored, they cost
+            // nothing to encode for a few percent of pack size.
+            Kind::Blob => deflater.zlib(&object.data, &mut raw),
             _ => stored_zlib(&object.data, &mut raw),
         }
         entries.push(Entry {
@@ -235,70 +233,6 @@ fn write_pack(
     file.write_all(&checksum)?;
     file.sync_all()?;
     Ok((entries, checksum))
-}
-
-/// Append the zlib stream of `data` to `out`, using `scratch` (kept across calls) as output space.
-fn deflate(
-    compress: &mut Compress,
-    data: &[u8],
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    compress.reset();
-    // zlib's compressBound plus slack; grown below if ever too small. Zeroed only when it grows.
-    let bound = data.len() + data.len() / 1000 + 64;
-    if scratch.len() < bound {
-        scratch.resize(bound, 0);
-    }
-    loop {
-        let consumed = compress.total_in() as usize;
-        let produced = compress.total_out() as usize;
-        let status = compress
-            .compress(
-                &data[consumed..],
-                &mut scratch[produced..],
-                FlushCompress::Finish,
-            )
-            .map_err(io::Error::other)?;
-        if matches!(status, Status::StreamEnd) {
-            out.extend_from_slice(&scratch[..compress.total_out() as usize]);
-            return Ok(());
-        }
-        let len = scratch.len();
-        scratch.resize(len + 4096, 0);
-    }
-}
-
-/// Append a zlib stream holding `data` in stored (uncompressed) deflate blocks: no compressor state at all.
-fn stored_zlib(data: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&[0x78, 0x01]); // deflate, 32 KiB window, no dictionary, fastest
-    let mut chunks = data.chunks(0xffff).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[0x01, 0x00, 0x00, 0xff, 0xff]); // one empty final block
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none())); // BFINAL on the last block, BTYPE 00 (stored)
-        let len = chunk.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&adler32(data).to_be_bytes());
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    const MOD: u32 = 65521;
-    let (mut a, mut b) = (1u32, 0u32);
-    // 5552 is the largest n for which 255n(n+1)/2 + (n+1)(MOD-1) fits in u32 (zlib's NMAX).
-    for chunk in data.chunks(5552) {
-        for &byte in chunk {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
-    }
-    (b << 16) | a
 }
 
 fn write_index(
@@ -362,37 +296,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Inflate with gix's zlib, as git or gix would when reading the pack.
-    fn inflate(stream: &[u8], size: usize) -> Vec<u8> {
-        let mut out = vec![0u8; size];
-        let mut d = gix::zlib::Decompress::new();
-        d.decompress(stream, &mut out, gix::zlib::FlushDecompress::Finish)
-            .expect("valid zlib");
-        assert_eq!(
-            d.total_in() as usize,
-            stream.len(),
-            "stream fully consumed (checksum included)"
-        );
-        out
-    }
-
-    #[test]
-    fn zlib_streams_round_trip() {
-        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut compress = Compress::new(gix::zlib::Compression::BEST_SPEED);
-        let mut scratch = Vec::new();
-        for data in [&b""[..], b"tree 1234\n", &big] {
-            let mut stored = Vec::new();
-            stored_zlib(data, &mut stored);
-            assert_eq!(inflate(&stored, data.len()), data);
-            let mut deflated = Vec::new();
-            deflate(&mut compress, data, &mut scratch, &mut deflated).expect("deflates");
-            assert_eq!(inflate(&deflated, data.len()), data);
-        }
-        // Known value: adler32("Wikipedia") = 0x11E60398.
-        assert_eq!(adler32(b"Wikipedia"), 0x11e6_0398);
-    }
 
     #[test]
     fn entry_header_table() {
