@@ -7,6 +7,8 @@ mod helper_push;
 mod helper_t5801;
 mod man_pages;
 mod migrate;
+mod migrate_history;
+mod migrate_options;
 mod push_runs;
 mod queue;
 mod remote_resolution;

@@ -1,18 +1,16 @@
-//! `git entire-migrate` against real git: the 40-checkpoint sample, synthetic histories written with
-//! `git fast-import`, signing with a fresh ssh key, and kill -9 at many points of a larger run.
+//! `git entire-migrate` against real git: the 40-checkpoint sample, reruns, corrupt input, dry runs.
+//! Shared helpers for the other `migrate_*` modules live here too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::env::{sample_bundle, Run, TestEnv};
 
-const LEGACY: &str = "refs/heads/entire/checkpoints/v1";
-
+pub const LEGACY: &str = "refs/heads/entire/checkpoints/v1";
 /// A repository whose local legacy branch is the sample bundle's.
-fn sample_repo(env: &TestEnv, name: &str) -> PathBuf {
+pub fn sample_repo(env: &TestEnv, name: &str) -> PathBuf {
     let dir = env.repo(name);
     let bundle = sample_bundle();
     let spec = format!("{LEGACY}:{LEGACY}");
@@ -23,7 +21,7 @@ fn sample_repo(env: &TestEnv, name: &str) -> PathBuf {
     dir
 }
 
-fn migrate(env: &TestEnv, dir: &Path, args: &[&str]) -> Run {
+pub fn migrate(env: &TestEnv, dir: &Path, args: &[&str]) -> Run {
     env.run(
         dir,
         "git",
@@ -32,7 +30,7 @@ fn migrate(env: &TestEnv, dir: &Path, args: &[&str]) -> Run {
 }
 
 /// `(path, subtree)` of every checkpoint on the legacy branch, via `git ls-tree`.
-fn legacy_checkpoints(env: &TestEnv, dir: &Path) -> Vec<(String, String)> {
+pub fn legacy_checkpoints(env: &TestEnv, dir: &Path) -> Vec<(String, String)> {
     env.git(dir, &["ls-tree", "-r", "-d", LEGACY])
         .lines()
         .filter_map(|l| {
@@ -44,7 +42,7 @@ fn legacy_checkpoints(env: &TestEnv, dir: &Path) -> Vec<(String, String)> {
 }
 
 /// `ref -> commit` under refs/entire/checkpoints.
-fn checkpoint_refs(env: &TestEnv, dir: &Path) -> BTreeMap<String, String> {
+pub fn checkpoint_refs(env: &TestEnv, dir: &Path) -> BTreeMap<String, String> {
     env.git(
         dir,
         &[
@@ -61,13 +59,13 @@ fn checkpoint_refs(env: &TestEnv, dir: &Path) -> BTreeMap<String, String> {
     .collect()
 }
 
-fn ref_of(path: &str) -> String {
+pub fn ref_of(path: &str) -> String {
     let id = path.replace('/', "");
     format!("refs/entire/checkpoints/{}/{id}", &id[id.len() - 2..])
 }
 
 /// Refs in the push queue of the repository at `dir` (bare or not).
-fn queued(dir: &Path) -> BTreeSet<String> {
+pub fn queued(dir: &Path) -> BTreeSet<String> {
     let git_dir = if dir.join(".git").is_dir() {
         dir.join(".git")
     } else {
@@ -86,7 +84,7 @@ fn queued(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn fsck(env: &TestEnv, dir: &Path) {
+pub fn fsck(env: &TestEnv, dir: &Path) {
     let run = env
         .run(dir, "git", ["fsck", "--strict", "--no-dangling"])
         .ok();
@@ -99,7 +97,7 @@ fn fsck(env: &TestEnv, dir: &Path) {
 }
 
 /// Objects in the repository, loose and packed.
-fn object_count(env: &TestEnv, dir: &Path) -> usize {
+pub fn object_count(env: &TestEnv, dir: &Path) -> usize {
     env.git(dir, &["count-objects", "-v"])
         .lines()
         .filter_map(|l| l.split_once(": "))
@@ -109,7 +107,7 @@ fn object_count(env: &TestEnv, dir: &Path) -> usize {
 }
 
 /// What the migration must make of a legacy root metadata.json (an independent statement of the rules).
-fn expected_root(legacy: &[u8], id: &str) -> Value {
+pub fn expected_root(legacy: &[u8], id: &str) -> Value {
     let mut v: Value = serde_json::from_slice(legacy).expect("legacy metadata is JSON");
     let m = v.as_object_mut().expect("object");
     m.remove("checkpoint_version");
@@ -128,7 +126,7 @@ fn expected_root(legacy: &[u8], id: &str) -> Value {
     v
 }
 
-fn assert_keys_sorted(v: &Value) {
+pub fn assert_keys_sorted(v: &Value) {
     match v {
         Value::Object(m) => {
             let keys: Vec<&String> = m.keys().collect();
@@ -143,13 +141,81 @@ fn assert_keys_sorted(v: &Value) {
 }
 
 /// Go's MarshalIndent output for `v`: serde's pretty printer (same layout) plus Go's HTML-safe escapes.
-fn go_style(v: &Value) -> String {
+pub fn go_style(v: &Value) -> String {
     let pretty = serde_json::to_string_pretty(v).expect("serializes");
     pretty
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
         + "\n"
+}
+
+pub fn commit_legacy_change(env: &TestEnv, dir: &Path, changes: &[(String, Option<String>)]) {
+    let index = dir.join(".git/tmp-index");
+    let with_index = |args: &[&str]| {
+        let out = env
+            .cmd("git", dir)
+            .args(args)
+            .env("GIT_INDEX_FILE", &index)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    with_index(&["read-tree", LEGACY]);
+    for (path, blob) in changes {
+        match blob {
+            Some(b) => with_index(&[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{b},{path}"),
+            ]),
+            None => with_index(&["update-index", "--force-remove", path]),
+        };
+    }
+    let tree = with_index(&["write-tree"]);
+    let commit = env.git(
+        dir,
+        &[
+            "commit-tree",
+            &tree,
+            "-p",
+            LEGACY,
+            "-m",
+            "Update checkpoint",
+        ],
+    );
+    env.git(dir, &["update-ref", LEGACY, &commit]);
+    let _ = std::fs::remove_file(index);
+}
+
+pub fn write_blob(env: &TestEnv, dir: &Path, data: &[u8]) -> String {
+    let mut child = env
+        .cmd("git", dir)
+        .args(["hash-object", "-w", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write");
+    String::from_utf8(child.wait_with_output().expect("git").stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -307,74 +373,6 @@ fn rerun_is_a_noop_and_a_changed_checkpoint_gets_a_commit_on_top() {
 }
 
 /// Commit `changes` (`path -> Some(blob)` to add, `None` to delete) on top of the legacy branch.
-fn commit_legacy_change(env: &TestEnv, dir: &Path, changes: &[(String, Option<String>)]) {
-    let index = dir.join(".git/tmp-index");
-    let with_index = |args: &[&str]| {
-        let out = env
-            .cmd("git", dir)
-            .args(args)
-            .env("GIT_INDEX_FILE", &index)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_string()
-    };
-    with_index(&["read-tree", LEGACY]);
-    for (path, blob) in changes {
-        match blob {
-            Some(b) => with_index(&[
-                "update-index",
-                "--add",
-                "--cacheinfo",
-                &format!("100644,{b},{path}"),
-            ]),
-            None => with_index(&["update-index", "--force-remove", path]),
-        };
-    }
-    let tree = with_index(&["write-tree"]);
-    let commit = env.git(
-        dir,
-        &[
-            "commit-tree",
-            &tree,
-            "-p",
-            LEGACY,
-            "-m",
-            "Update checkpoint",
-        ],
-    );
-    env.git(dir, &["update-ref", LEGACY, &commit]);
-    let _ = std::fs::remove_file(index);
-}
-
-fn write_blob(env: &TestEnv, dir: &Path, data: &[u8]) -> String {
-    let mut child = env
-        .cmd("git", dir)
-        .args(["hash-object", "-w", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(data)
-        .expect("write");
-    String::from_utf8(child.wait_with_output().expect("git").stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn corrupt_checkpoints_are_reported_and_skipped() {
     let env = TestEnv::new();
@@ -470,526 +468,4 @@ fn dry_run_writes_nothing_and_predicts_the_real_run() {
     assert_eq!(predicted.len(), 40);
     migrate(&env, &dir, &[]).ok();
     assert_eq!(checkpoint_refs(&env, &dir), predicted);
-}
-
-#[test]
-fn author_override_and_remote_tracking_source() {
-    let env = TestEnv::new();
-    let dir = env.path().join("clone");
-    // Cloning the bundle leaves only refs/remotes/origin/entire/checkpoints/v1.
-    env.git(
-        env.path(),
-        &[
-            "clone",
-            "-q",
-            sample_bundle().to_str().expect("utf-8"),
-            dir.to_str().expect("utf-8"),
-        ],
-    );
-    let run = migrate(
-        &env,
-        &dir,
-        &[
-            "--json",
-            "--author",
-            "Entire Checkpoint Migration <checkpoints@entire.io>",
-        ],
-    )
-    .ok();
-    let doc: Value = serde_json::from_str(&run.stdout).expect("json");
-    assert_eq!(
-        doc["source"]["ref"],
-        "refs/remotes/origin/entire/checkpoints/v1"
-    );
-    assert_eq!(doc["created"], 40);
-    for commit in checkpoint_refs(&env, &dir).values() {
-        let who = env.git(&dir, &["log", "-1", "--format=%an <%ae>|%cn <%ce>", commit]);
-        assert_eq!(who, "Entire Checkpoint Migration <checkpoints@entire.io>|C O Mitter <committer@example.com>");
-    }
-    migrate(&env, &dir, &["--author", "no email"]).code(2);
-
-    // Without GIT_* identity variables, git's configuration decides: author.* over user.*.
-    let configured = sample_repo(&env, "configured");
-    for (k, v) in [
-        ("user.name", "U Ser"),
-        ("user.email", "user@example.com"),
-        ("author.name", "Au Thor"),
-    ] {
-        env.git(&configured, &["config", k, v]);
-    }
-    let out = env
-        .cmd("git", &configured)
-        .arg("entire-migrate")
-        .env_remove("GIT_AUTHOR_NAME")
-        .env_remove("GIT_AUTHOR_EMAIL")
-        .env_remove("GIT_COMMITTER_NAME")
-        .env_remove("GIT_COMMITTER_EMAIL")
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let commit = checkpoint_refs(&env, &configured)
-        .into_values()
-        .next()
-        .expect("a ref");
-    let who = env.git(
-        &configured,
-        &["log", "-1", "--format=%an <%ae>|%cn <%ce>", &commit],
-    );
-    assert_eq!(who, "Au Thor <user@example.com>|U Ser <user@example.com>");
-}
-
-#[test]
-fn ssh_signing_follows_git_config_and_verifies() {
-    let env = TestEnv::new();
-    let dir = sample_repo(&env, "r");
-    let key = env.path().join("key");
-    env.run(
-        env.path(),
-        "ssh-keygen",
-        [
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "test",
-            "-f",
-            key.to_str().expect("utf-8"),
-        ],
-    )
-    .ok();
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
-    let allowed = env.path().join("allowed_signers");
-    std::fs::write(&allowed, format!("committer@example.com {public}"))
-        .expect("write allowed signers");
-    for (k, v) in [
-        ("gpg.format", "ssh"),
-        ("user.signingKey", key.to_str().expect("utf-8")),
-        ("commit.gpgSign", "true"),
-        (
-            "gpg.ssh.allowedSignersFile",
-            allowed.to_str().expect("utf-8"),
-        ),
-    ] {
-        env.git(&dir, &["config", k, v]);
-    }
-    let copy = env.path().join("copy");
-    env.git(
-        env.path(),
-        &[
-            "clone",
-            "-q",
-            "--no-local",
-            dir.to_str().expect("utf-8"),
-            copy.to_str().expect("utf-8"),
-        ],
-    );
-    migrate(&env, &dir, &[]).ok();
-    let refs = checkpoint_refs(&env, &dir);
-    for commit in refs.values().take(3) {
-        env.run(&dir, "git", ["verify-commit", commit]).ok();
-    }
-    // Ed25519 signatures are deterministic: another clone signs to the same commit IDs.
-    for (k, v) in [
-        ("gpg.format", "ssh"),
-        (
-            "gpg.ssh.allowedSignersFile",
-            allowed.to_str().expect("utf-8"),
-        ),
-    ] {
-        env.git(&copy, &["config", k, v]);
-    }
-    env.git(
-        &copy,
-        &[
-            "update-ref",
-            LEGACY,
-            "refs/remotes/origin/entire/checkpoints/v1",
-        ],
-    );
-    migrate(
-        &env,
-        &copy,
-        &["--signing-key", key.to_str().expect("utf-8")],
-    )
-    .ok();
-    assert_eq!(checkpoint_refs(&env, &copy), refs);
-    // --no-sign wins over commit.gpgSign.
-    let plain = sample_repo(&env, "plain");
-    env.git(&plain, &["config", "commit.gpgSign", "true"]);
-    migrate(&env, &plain, &["--no-sign"]).ok();
-    let commit = checkpoint_refs(&env, &plain)
-        .into_values()
-        .next()
-        .expect("a ref");
-    assert!(!env
-        .git(&plain, &["cat-file", "commit", &commit])
-        .contains("gpgsig"));
-    env.run(&plain, "git", ["verify-commit", &commit]).code(1);
-}
-
-#[test]
-fn lock_names_the_holder_and_deleted_checkpoints_stay_deleted() {
-    let env = TestEnv::new();
-    let dir = sample_repo(&env, "r");
-    let lock_path = dir.join(".git/entire-migrate.lock");
-    let lock = std::fs::File::create(&lock_path).expect("lock file");
-    lock.lock().expect("flock");
-    std::fs::write(&lock_path, "4242\n").expect("pid");
-    let run = migrate(&env, &dir, &[]).code(1);
-    assert!(
-        run.stderr.contains("PID 4242") && run.stderr.contains("entire-migrate.lock"),
-        "{}",
-        run.stderr
-    );
-    drop(lock);
-
-    let (path, _) = legacy_checkpoints(&env, &dir).remove(0);
-    let id = path.replace('/', "");
-    std::fs::write(
-        dir.join(".git/entire-deleted-checkpoints.json"),
-        format!(r#"{{"checkpoint_ids":["{id}"]}}"#),
-    )
-    .expect("write tombstones");
-    let run = migrate(&env, &dir, &["--json"]).ok();
-    let doc: Value = serde_json::from_str(&run.stdout).expect("json");
-    assert_eq!(
-        (doc["created"].as_u64(), doc["skipped"].as_u64()),
-        (Some(39), Some(1))
-    );
-    assert!(!checkpoint_refs(&env, &dir).contains_key(&ref_of(&path)));
-    assert!(!queued(&dir).contains(&ref_of(&path)));
-}
-
-#[test]
-fn force_resets_refs_to_the_fresh_migration() {
-    let env = TestEnv::new();
-    let dir = sample_repo(&env, "r");
-    migrate(&env, &dir, &[]).ok();
-    let refs = checkpoint_refs(&env, &dir);
-    let (name, commit) = refs.iter().next().expect("a ref");
-    let tree = env.git(&dir, &["rev-parse", &format!("{commit}^{{tree}}")]);
-    let on_top = env.git(
-        &dir,
-        &["commit-tree", &tree, "-p", commit, "-m", "later write"],
-    );
-    let empty = env.git(&dir, &["mktree"]);
-    let different = env.git(
-        &dir,
-        &["commit-tree", &empty, "-p", &on_top, "-m", "newer content"],
-    );
-    env.git(&dir, &["update-ref", name, &different]);
-    // A newer write on top of the migrated commit is not regressed by a plain rerun...
-    assert_eq!(
-        migrate(&env, &dir, &[]).ok().trimmed(),
-        "migrated 0, skipped 40, failed 0"
-    );
-    assert_eq!(checkpoint_refs(&env, &dir)[name], different);
-    // ...but --force redoes it from scratch, to exactly the first run's commit.
-    let run = migrate(&env, &dir, &["--force"]).ok();
-    assert_eq!(run.trimmed(), "migrated 1, skipped 39, failed 0");
-    assert_eq!(checkpoint_refs(&env, &dir), refs);
-}
-
-/// One legacy commit for `git fast-import`: parents are marks of earlier commits.
-struct LegacyCommit {
-    parents: Vec<usize>,
-    date: i64,
-    subject: String,
-    files: Vec<(String, Vec<u8>)>,
-}
-
-/// Write `commits` (marks 1..) with one `git fast-import`; the last one becomes the legacy branch.
-fn fast_import(env: &TestEnv, dir: &Path, commits: &[LegacyCommit]) {
-    let mut s: Vec<u8> = Vec::new();
-    for (i, c) in commits.iter().enumerate() {
-        s.extend(format!("commit refs/fast-import/c{i}\nmark :{}\n", i + 1).bytes());
-        s.extend(format!("author L Egacy <l@example.com> {} +0100\n", c.date).bytes());
-        s.extend(format!("committer L Egacy <l@example.com> {} -0700\n", c.date + 7).bytes());
-        s.extend(format!("data {}\n{}\n", c.subject.len(), c.subject).bytes());
-        for (n, p) in c.parents.iter().enumerate() {
-            s.extend(format!("{} :{p}\n", if n == 0 { "from" } else { "merge" }).bytes());
-        }
-        if c.parents.is_empty() {
-            s.extend(b"deleteall\n");
-        }
-        for (path, data) in &c.files {
-            s.extend(format!("M 100644 inline {path}\ndata {}\n", data.len()).bytes());
-            s.extend(data);
-            s.push(b'\n');
-        }
-        s.push(b'\n');
-    }
-    s.extend(format!("reset {LEGACY}\nfrom :{}\n\n", commits.len()).bytes());
-    let mut child = env
-        .cmd("git", dir)
-        .args(["fast-import", "--quiet"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("git fast-import runs");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&s)
-        .expect("write stream");
-    assert!(child.wait().expect("fast-import").success());
-    for i in 0..commits.len() {
-        env.git(
-            dir,
-            &["update-ref", "-d", &format!("refs/fast-import/c{i}")],
-        );
-    }
-}
-
-fn checkpoint_files(id: &str, transcript_lines: usize) -> Vec<(String, Vec<u8>)> {
-    let base = format!("{}/{}", &id[..2], &id[2..]);
-    let root = format!(
-        "{{\n  \"checkpoint_id\": \"{id}\",\n  \"sessions\": [\n    {{\n      \"metadata\": \"/{base}/0/metadata.json\",\n      \"transcript\": \"/{base}/0/full.jsonl\"\n    }}\n  ]\n}}\n"
-    );
-    let transcript: String = (0..transcript_lines)
-        .map(|n| format!("{{\"n\":{n},\"id\":\"{id}\"}}\n"))
-        .collect();
-    vec![
-        (format!("{base}/metadata.json"), root.into_bytes()),
-        (
-            format!("{base}/0/metadata.json"),
-            format!("{{\"session_id\":\"s-{id}\"}}\n").into_bytes(),
-        ),
-        (format!("{base}/0/full.jsonl"), transcript.into_bytes()),
-    ]
-}
-
-#[test]
-fn dates_follow_the_side_line_through_merges() {
-    let env = TestEnv::new();
-    let dir = env.repo("r");
-    let (x, y, z) = ("aaaaaaaaaa01", "bbbbbbbbbb02", "cccccccccc03");
-    fast_import(
-        &env,
-        &dir,
-        &[
-            LegacyCommit {
-                parents: vec![],
-                date: 1_000_000,
-                subject: format!("Checkpoint: {x}"),
-                files: checkpoint_files(x, 2),
-            },
-            LegacyCommit {
-                parents: vec![1],
-                date: 2_000_000,
-                subject: format!("Checkpoint: {y}"),
-                files: checkpoint_files(y, 1),
-            },
-            LegacyCommit {
-                parents: vec![1],
-                date: 3_000_000,
-                subject: format!("Checkpoint: {z}"),
-                files: checkpoint_files(z, 3),
-            },
-            LegacyCommit {
-                parents: vec![3, 2],
-                date: 4_000_000,
-                subject: "Merge remote session logs".into(),
-                files: checkpoint_files(y, 1),
-            },
-        ],
-    );
-    migrate(&env, &dir, &[]).ok();
-    let refs = checkpoint_refs(&env, &dir);
-    let date = |id: &str| {
-        let r = format!("refs/entire/checkpoints/{}/{id}", &id[10..]);
-        env.git(&dir, &["log", "-1", "--format=%at %ct", &refs[&r]])
-    };
-    assert_eq!(date(x), "1000000 1000007");
-    assert_eq!(
-        date(y),
-        "2000000 2000007",
-        "credited to the side-line commit, not the merge"
-    );
-    assert_eq!(date(z), "3000000 3000007");
-}
-
-/// A linear legacy branch of `n` synthetic checkpoints, one commit each.
-fn synthetic_legacy(env: &TestEnv, dir: &Path, n: usize) {
-    let commits: Vec<LegacyCommit> = (0..n)
-        .map(|i| {
-            let id = format!(
-                "{:012x}",
-                (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
-            );
-            LegacyCommit {
-                parents: if i == 0 { vec![] } else { vec![i] },
-                date: 1_700_000_000 + 60 * i as i64,
-                subject: format!("Checkpoint: {id}"),
-                files: checkpoint_files(&id, 20),
-            }
-        })
-        .collect();
-    fast_import(env, dir, &commits);
-}
-
-#[test]
-fn kill_at_any_point_then_rerun_converges_to_the_uninterrupted_result() {
-    let env = TestEnv::new();
-    let source = env.repo("source");
-    synthetic_legacy(&env, &source, 1200);
-    let clone = |name: &str| {
-        let dir = env.path().join(name);
-        env.git(
-            env.path(),
-            &[
-                "clone",
-                "-q",
-                "--mirror",
-                source.to_str().expect("utf-8"),
-                dir.to_str().expect("utf-8"),
-            ],
-        );
-        dir
-    };
-    let reference = clone("reference");
-    let start = Instant::now();
-    migrate(&env, &reference, &[]).ok();
-    let full = start.elapsed();
-    let want = checkpoint_refs(&env, &reference);
-    assert_eq!(want.len(), 1200);
-    // This size dates on a second thread: spot-check its dates against git's own answer.
-    for (name, commit) in want.iter().step_by(97) {
-        let id = name.rsplit('/').next().expect("id");
-        let path = format!("{}/{}", &id[..2], &id[2..]);
-        let legacy = env.git(
-            &reference,
-            &["log", "-1", "--format=%ai|%ci", LEGACY, "--", &path],
-        );
-        assert_eq!(
-            env.git(&reference, &["log", "-1", "--format=%ai|%ci", commit]),
-            legacy,
-            "{name}"
-        );
-    }
-    let mut interrupted = 0;
-    for step in 0..8u32 {
-        let dir = clone(&format!("killed-{step}"));
-        let delay = full * step / 8 + Duration::from_millis(u64::from(step));
-        // The binary itself, not `git entire-migrate`: killing git would leave its child running.
-        let mut child = env
-            .cmd("git-entire-migrate", &dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("migration starts");
-        std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let run = migrate(&env, &dir, &["--json"]).ok();
-        let doc: Value = serde_json::from_str(&run.stdout).expect("json");
-        assert_eq!(doc["failed"], 0, "step {step}");
-        interrupted += usize::from(doc["migrated"].as_u64() > Some(0));
-        assert_eq!(checkpoint_refs(&env, &dir), want, "step {step} ({delay:?})");
-        assert_eq!(
-            queued(&dir),
-            want.keys().cloned().collect(),
-            "step {step}: queue"
-        );
-        assert!(
-            !dir.join("packed-refs.lock").exists(),
-            "step {step}: stale lock"
-        );
-        fsck(&env, &dir);
-    }
-    assert!(
-        interrupted > 0,
-        "no kill landed before the refs were written"
-    );
-}
-
-#[test]
-fn leftovers_of_a_killed_run_are_recovered_but_foreign_locks_respected() {
-    let env = TestEnv::new();
-    let dir = sample_repo(&env, "r");
-    let git_dir = dir.join(".git");
-    // State of a run killed while holding packed-refs.lock (our temporary file linked to the lock), with a
-    // half-written temporary pack and cache.
-    std::fs::write(git_dir.join("entire-migrate-packed-refs.tmp"), "partial").expect("tmp");
-    std::fs::hard_link(
-        git_dir.join("entire-migrate-packed-refs.tmp"),
-        git_dir.join("packed-refs.lock"),
-    )
-    .expect("link");
-    std::fs::write(git_dir.join("objects/pack/tmp_entire-migrate.pack"), "PACK").expect("tmp pack");
-    std::fs::write(git_dir.join("entire-migrate.cache.tmp"), "half").expect("tmp cache");
-    migrate(&env, &dir, &[]).ok();
-    assert_eq!(checkpoint_refs(&env, &dir).len(), 40);
-    for leftover in [
-        "packed-refs.lock",
-        "entire-migrate-packed-refs.tmp",
-        "objects/pack/tmp_entire-migrate.pack",
-        "entire-migrate.cache.tmp",
-    ] {
-        assert!(!git_dir.join(leftover).exists(), "{leftover} survived");
-    }
-    fsck(&env, &dir);
-    // A packed-refs.lock that is not ours is never removed.
-    std::fs::write(git_dir.join("packed-refs.lock"), "someone else's").expect("foreign lock");
-    std::fs::write(git_dir.join("entire-migrate-packed-refs.tmp"), "stale").expect("tmp");
-    migrate(&env, &dir, &[]).ok(); // nothing to publish: the lock is not needed
-    assert_eq!(
-        std::fs::read_to_string(git_dir.join("packed-refs.lock")).expect("lock kept"),
-        "someone else's"
-    );
-}
-
-#[test]
-fn no_legacy_branch_is_nothing_to_do_and_worktrees_share_the_result() {
-    let env = TestEnv::new();
-    let empty = env.repo("empty");
-    let run = migrate(&env, &empty, &[]).ok();
-    assert_eq!(run.trimmed(), "migrated 0, skipped 0, failed 0");
-    assert!(run.stderr.contains("nothing to migrate"), "{}", run.stderr);
-
-    let dir = sample_repo(&env, "r");
-    let linked = env.path().join("linked");
-    env.git(
-        &dir,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            linked.to_str().expect("utf-8"),
-        ],
-    );
-    migrate(&env, &linked, &[]).ok();
-    assert_eq!(
-        checkpoint_refs(&env, &dir).len(),
-        40,
-        "refs land in the common dir"
-    );
-    assert_eq!(queued(&dir).len(), 40, "one queue for all worktrees");
-    fsck(&env, &dir);
-}
-
-#[test]
-fn man_page_is_current() {
-    let env = TestEnv::new();
-    let out = env.path().join("man");
-    env.entire(env.path(), &["__man", out.to_str().expect("utf-8")])
-        .ok();
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/git-entire-migrate.1");
-    let fresh = std::fs::read_to_string(out.join("git-entire-migrate.1")).expect("generated page");
-    assert!(
-        fresh.contains("\\-\\-signing\\-key"),
-        "the page documents the options"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&committed).unwrap_or_default(),
-        fresh,
-        "man/git-entire-migrate.1 is stale: run `cargo run --bin git-entire -- __man man`"
-    );
 }
