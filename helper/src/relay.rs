@@ -190,13 +190,5 @@ fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Re
         &options,
         with_checkpoints,
     );
-    s.report_push(&outcome);
-    let mut lines: Vec<String> = outcome
-        .user
-        .iter()
-        .map(|(dst, st)| st.helper_line(dst))
-        .collect();
-    lines.push(String::new());
-    s.io.reply(&lines)?;
-    Ok(())
+    s.finish_push(&outcome)
 }

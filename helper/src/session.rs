@@ -204,4 +204,18 @@ impl Session {
             })
             .collect()
     }
+
+    /// Report a push's checkpoint side on stderr, then give git one status line per user ref and the blank
+    /// line that ends the batch.
+    pub fn finish_push(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
+        self.report_push(outcome);
+        let mut lines: Vec<String> = outcome
+            .user
+            .iter()
+            .map(|(dst, st)| st.helper_line(dst))
+            .collect();
+        lines.push(String::new());
+        self.io.reply(&lines)?;
+        Ok(())
+    }
 }
