@@ -102,15 +102,7 @@ fn entire_fetch_tells_fetched_missing_and_unreachable_apart() {
     let seed = env.path().join("seed");
     let id = hex_id(1);
     write_checkpoint(env, &seed, &id, None);
-    env.git(
-        &seed,
-        &[
-            "push",
-            "-q",
-            s.path("server.git").to_str().expect("utf-8"),
-            &cp_ref(&id),
-        ],
-    );
+    s.push_plain(&seed, &[&cp_ref(&id)]);
     let local = s.clone_local("local");
     let out = env.entire(&local, &["fetch", &id]).ok();
     assert_eq!(out.trimmed(), format!("fetched {id}"));
@@ -144,15 +136,7 @@ fn show_lazily_fetches_exactly_one_ref() {
         write_checkpoint(env, &seed, &hex_id(n), None);
     }
     write_checkpoint(env, &seed, ulid, None);
-    env.git(
-        &seed,
-        &[
-            "push",
-            "-q",
-            s.path("server.git").to_str().expect("utf-8"),
-            &format!("{CP}*:{CP}*"),
-        ],
-    );
+    s.push_plain(&seed, &[&format!("{CP}*:{CP}*")]);
     env.git(
         env.path(),
         &["clone", "-q", &s.url("server.git"), "elsewhere"],
@@ -223,16 +207,7 @@ fn list_fetches_twenty_missing_checkpoints_in_one_fetch() {
         }
     }
     commit_linking(env, &seed, "dangling", &["0123456789ab"]);
-    env.git(
-        &seed,
-        &[
-            "push",
-            "-q",
-            s.path("server.git").to_str().expect("utf-8"),
-            "main",
-            &format!("{CP}*:{CP}*"),
-        ],
-    );
+    s.push_plain(&seed, &["main", &format!("{CP}*:{CP}*")]);
     env.git(env.path(), &["clone", "-q", &s.url("server.git"), "local"]);
     let local = env.path().join("local");
     let before = s.fetch_connections().expect("daemon log");

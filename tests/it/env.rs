@@ -225,18 +225,14 @@ impl TestEnv {
     /// A fresh bare repository.
     pub fn bare(&self, name: &str) -> PathBuf {
         let dir = self.path().join(name);
-        self.git(
-            self.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                dir.to_str().expect("utf-8 path"),
-            ],
-        );
+        self.init_bare(&dir);
         dir
+    }
+
+    /// `git init --bare -b main` at `dir`.
+    pub fn init_bare(&self, dir: &Path) {
+        let dir = dir.to_str().expect("utf-8 path");
+        self.git(self.path(), &["init", "-q", "--bare", "-b", "main", dir]);
     }
 }
 

@@ -56,15 +56,7 @@ fn clone_pulls_along_referenced_checkpoints(kind: Kind) {
     // A later fetch brings new commits and exactly their checkpoints.
     let seed = env.path().join("seed");
     commit_linking(env, &seed, "more", &[&ids[2], "0123456789ab"]);
-    env.git(
-        &seed,
-        &[
-            "push",
-            "-q",
-            s.path("server.git").to_str().expect("utf-8"),
-            "main",
-        ],
-    );
+    s.push_plain(&seed, &["main"]);
     env.git(&local, &["fetch", "-q"]);
     assert!(
         ref_value(env, &local, &cp_ref(&ids[2])).is_some(),
@@ -257,15 +249,7 @@ fn partial_clone_passes_the_filter_through() {
     env.git(&seed, &["commit", "-q", "-m", "blob"]);
     std::fs::remove_file(seed.join("big.txt")).expect("rm");
     env.git(&seed, &["commit", "-q", "-am", "gone again"]);
-    env.git(
-        &seed,
-        &[
-            "push",
-            "-q",
-            s.path("server.git").to_str().expect("utf-8"),
-            "main",
-        ],
-    );
+    s.push_plain(&seed, &["main"]);
     env.git(
         &s.path("server.git"),
         &["config", "uploadpack.allowFilter", "true"],

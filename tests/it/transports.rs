@@ -2,7 +2,7 @@
 //! with a credential helper), ssh through a fake `GIT_SSH_COMMAND`. Tests get a bare "server" repository and
 //! its URL, and can look at the server's log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::env::TestEnv;
 use crate::servers::{self, Auth, Server};
@@ -69,33 +69,23 @@ impl Served {
         };
         served.bare("server.git");
         let seed = served.env.repo("seed");
-        served.env.git(
-            &seed,
-            &[
-                "push",
-                "-q",
-                served.path("server.git").to_str().expect("utf-8"),
-                "main",
-            ],
-        );
+        served.push_plain(&seed, &["main"]);
         served
     }
 
     /// Create another bare repository below the served root.
     pub fn bare(&self, name: &str) -> PathBuf {
         let dir = self.path(name);
-        self.env.git(
-            self.env.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                dir.to_str().expect("utf-8 path"),
-            ],
-        );
+        self.env.init_bare(&dir);
         dir
+    }
+
+    /// Push `refspecs` from the repository `from` straight to `server.git` (plain git, no helper).
+    pub fn push_plain(&self, from: &Path, refspecs: &[&str]) {
+        let server = self.path("server.git");
+        let mut args = vec!["push", "-q", server.to_str().expect("utf-8 path")];
+        args.extend_from_slice(refspecs);
+        self.env.git(from, &args);
     }
 
     /// Local path of a served repository.
