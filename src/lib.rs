@@ -1,27 +1,24 @@
 //! entire: per-checkpoint git refs for Entire checkpoints.
 //!
-//! One module per concept: [`id`] (checkpoint IDs), [`refname`] (ref names), [`settings`] (rollout mode),
-//! [`metadata`] (JSON model), [`transcript`] (chunking, hashes), [`repo`] (gix access, CAS),
-//! [`checkpoint`] (building a checkpoint tree), [`store`] (refs store, legacy branch store, routing),
-//! [`queue`] (the push queue shared with the upstream CLI), [`packedrefs`] (batched compare-and-swap on
-//! `packed-refs`), [`migrate`] (legacy branch → per-checkpoint refs).
-pub mod checkpoint;
-pub mod cli;
-pub mod fetch;
-pub mod gitcmd;
-pub mod gitconfig;
-pub mod id;
-pub mod linked;
-pub mod logging;
-pub mod lsrefs;
-pub mod metadata;
+//! The library is layered; a module only imports from its own layer or the layers below it:
+//!
+//! 1. [`git`]: repository access (gix objects, compare-and-swap ref transactions, `packed-refs`), git children,
+//!    git configuration, protocol-v2 listing.
+//! 2. [`model`]: checkpoint IDs, ref names, metadata, transcript chunking, the checkpoint tree.
+//! 3. [`store`]: one module per layout (per-checkpoint refs, legacy branch), routing by rollout settings, the
+//!    push queue shared with the upstream CLI.
+//! 4. [`sync`]: remotes, the batched push, lazy and pull-along fetch, commit trailers.
+//! 5. [`migrate`]: legacy branch → per-checkpoint refs.
+//!
+//! The command lines (`git entire`, `git entire-migrate`) live in the `entire-cli` crate and the remote helper's
+//! protocol loop in `entire-helper`; both use only what is exported here.
+
+pub mod git;
 pub mod migrate;
-pub mod packedrefs;
-pub mod push;
-pub mod queue;
-pub mod refname;
-pub mod remote;
-pub mod repo;
-pub mod settings;
+pub mod model;
 pub mod store;
-pub mod transcript;
+pub mod sync;
+
+pub use git::repo::{ObjectId, Repo, RepoError};
+pub use model::id::CheckpointId;
+pub use store::queue::Queue;

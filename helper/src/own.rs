@@ -8,18 +8,18 @@
 //! - `fetch`: ONE `git fetch` child by object ID (depth, filter and shallow options passed through), then the
 //!   checkpoint pull-along, then the blank line. A failed fetch exits before the blank line, which is the only
 //!   way git notices (it ignores the exit code after a fetch).
-//! - `push`: the batch goes to [`entire::push::run`] with a `git push --porcelain` child; statuses for the
+//! - `push`: the batch goes to [`entire::sync::push::run`] with a `git push --porcelain` child; statuses for the
 //!   user's refs only.
 
 use std::io::Write;
 use std::process::Stdio;
 
 use anyhow::{bail, Context};
-use entire::fetch;
-use entire::gitcmd;
-use entire::lsrefs::{self, RefValue};
-use entire::push::{self, GitPush};
-use entire::repo::ObjectId;
+use entire::git::cmd as gitcmd;
+use entire::git::lsrefs::{self, RefValue};
+use entire::git::repo::ObjectId;
+use entire::sync::fetch;
+use entire::sync::push::{self, GitPush};
 
 use crate::protocol::{parse_command, Command};
 use crate::session::Session;
@@ -57,7 +57,7 @@ pub fn serve(mut s: Session) -> anyhow::Result<()> {
 /// else gets `fallback`, and git continues with `list`/`fetch`/`push`. Returns true when the session is over.
 fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
     let direct = service == "git-receive-pack" && !s.checkpoints_pending();
-    let path = entire::lsrefs::local_path(&s.endpoint.push_url);
+    let path = entire::git::lsrefs::local_path(&s.endpoint.push_url);
     let (true, Some(path)) = (direct, path) else {
         s.io.reply(&["fallback"])?;
         return Ok(false);
@@ -107,7 +107,7 @@ fn prefixes(s: &Session) -> Vec<String> {
     if let Some(extra) = s
         .repo
         .as_ref()
-        .and_then(|r| entire::gitconfig::get(r, "entire.listPrefixes"))
+        .and_then(|r| entire::git::config::get(r, "entire.listPrefixes"))
     {
         out.extend(
             extra

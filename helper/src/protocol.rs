@@ -9,8 +9,8 @@
 
 use std::io::{BufRead, BufReader, Stdin, Stdout, Write};
 
-use entire::push::status::unquote;
-use entire::push::PushOptions;
+use entire::sync::push::status::unquote;
+use entire::sync::push::PushOptions;
 
 /// One line from git.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Every command and reply is forwarded unchanged, with three interceptions:
 //! - `option` lines are remembered (dry-run, atomic, verbosity, …) on their way through;
 //! - `list for-push` replies lose `refs/entire/*` lines, so git never matches or prunes checkpoint refs;
-//! - the `push` batch goes to [`entire::push::run`], which sends the user's lines plus ONE glob line for the
+//! - the `push` batch goes to [`entire::sync::push::run`], which sends the user's lines plus ONE glob line for the
 //!   staged checkpoints to the child and reports statuses for the user's refs only.
 //!
 //! After `stateless-connect` (protocol v2) the relay becomes a transparent byte pump both ways; what the line
@@ -16,9 +16,9 @@ mod pump;
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use entire::fetch;
-use entire::push::{self, PushOptions, PushTransport, RefStatus, TransportFailure};
-use entire::repo::ObjectId;
+use entire::git::repo::ObjectId;
+use entire::sync::fetch;
+use entire::sync::push::{self, PushOptions, PushTransport, RefStatus, TransportFailure};
 
 use crate::protocol::{parse_command, Command as Cmd};
 use crate::session::Session;
@@ -26,7 +26,7 @@ use child::Relayed;
 
 /// Serve git by relaying to `git remote-<scheme>`.
 pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
-    let name = if s.argv1.starts_with(entire::remote::HELPER_PREFIX) {
+    let name = if s.argv1.starts_with(entire::sync::remote::HELPER_PREFIX) {
         s.endpoint.fetch_url.clone()
     } else {
         s.argv1.clone()
@@ -46,8 +46,8 @@ pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
             Cmd::List { for_push } => {
                 if for_push && s.endpoint.push_url != child.url() {
                     // `entire::<remote>` whose push URL differs from its fetch URL.
-                    let same = entire::remote::transport_of(&s.endpoint.push_url)
-                        == entire::remote::Transport::Relay {
+                    let same = entire::sync::remote::transport_of(&s.endpoint.push_url)
+                        == entire::sync::remote::Transport::Relay {
                             scheme: scheme.to_string(),
                         };
                     if !same {

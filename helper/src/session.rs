@@ -2,19 +2,18 @@
 //! effects (push summary, fetch pull-along) that must never fail the user's operation.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use entire::fetch;
-use entire::linked::Walk;
-use entire::push::Outcome;
-use entire::remote::{self, Endpoint, Transport};
-use entire::repo::Repo;
+use entire::git::cmd as gitcmd;
+use entire::git::repo::Repo;
+use entire::sync::fetch;
+use entire::sync::linked::Walk;
+use entire::sync::push::Outcome;
+use entire::sync::remote::{self, Endpoint};
 
-use entire::push::PushSpec;
+use entire::sync::push::PushSpec;
 
 use crate::protocol::{parse_command, Command, Io, Options};
-use crate::{own, relay};
 
 /// Everything a mode needs to serve git.
 pub struct Session {
@@ -26,47 +25,29 @@ pub struct Session {
     pub argv1: String,
 }
 
-/// Entry point of `git-remote-entire`; exit 0 unless the protocol itself broke.
-pub fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("fatal: git-remote-entire: internal error: {info}");
-    }));
-    entire::logging::init(0, false);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = std::panic::catch_unwind(|| run(&args));
-    match result {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            let mut msg = format!("fatal: git-remote-entire: {e}");
-            for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
-            eprintln!("{msg}");
-            ExitCode::from(128)
-        }
-        Err(_) => ExitCode::from(128),
-    }
+/// What git asked for on the command line: a session to serve, or a one-shot answer (`--help`, `--version`).
+pub enum Start {
+    Serve(Box<Session>),
+    Done,
 }
 
-fn run(args: &[String]) -> anyhow::Result<()> {
+/// Parse the arguments, open the repository and resolve the endpoint.
+pub fn start(args: &[String], help: &dyn Fn() -> String) -> anyhow::Result<Start> {
     match args.first().map(String::as_str) {
         Some("-h" | "--help") => {
-            println!(
-                "{}",
-                entire::cli::man::remote_helper_command().render_long_help()
-            );
-            return Ok(());
+            println!("{}", help());
+            return Ok(Start::Done);
         }
         Some("-V" | "--version") => {
             println!("git-remote-entire {}", env!("CARGO_PKG_VERSION"));
-            return Ok(());
+            return Ok(Start::Done);
         }
         _ => {}
     }
     let Some(argv1) = args.first() else {
         bail!("usage: git-remote-entire <remote> [<url>] (git runs this helper for entire::<address> URLs)");
     };
-    if entire::gitcmd::depth() > 0 {
+    if gitcmd::depth() > 0 {
         bail!(
             "refusing to run inside itself: {} resolves to an entire:: URL again (check url.<base>.insteadOf)",
             args.get(1).unwrap_or(argv1)
@@ -77,17 +58,13 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         remote::resolve_helper_args(repo.as_ref(), argv1, args.get(1).map(String::as_str))
             .with_context(|| format!("cannot resolve {argv1}"))?;
     tracing::debug!(target: "entire::helper", ?endpoint, "session start");
-    let session = Session {
+    Ok(Start::Serve(Box::new(Session {
         io: Io::new(),
         opts: Options::default(),
         endpoint,
         repo,
         argv1: argv1.clone(),
-    };
-    match remote::transport_of(&session.endpoint.fetch_url) {
-        Transport::Relay { scheme } => relay::serve(session, &scheme),
-        Transport::Own => own::serve(session),
-    }
+    })))
 }
 
 /// The repository git runs us for: `GIT_DIR` when set, else none (`git ls-remote` outside a repository).
@@ -123,7 +100,7 @@ impl Session {
         let Some(repo) = &self.repo else {
             return false;
         };
-        let queue = entire::queue::Queue::new(&repo.common_dir());
+        let queue = entire::store::queue::Queue::new(&repo.common_dir());
         let queued = std::fs::metadata(queue.path())
             .map(|m| m.len() > 0)
             .unwrap_or(false);

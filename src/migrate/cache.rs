@@ -23,8 +23,8 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::id::CheckpointId;
-use crate::repo::ObjectId;
+use crate::git::repo::ObjectId;
+use crate::model::id::CheckpointId;
 
 use super::normalize::MIGRATED_CLI_VERSION;
 use super::source::LegacyCheckpoint;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use gix::objs::{Commit, WriteTo};
 
-use crate::repo::{ObjectId, Repo, RepoError, Role};
+use crate::git::repo::{ObjectId, Repo, RepoError, Role};
 
 use super::dates::When;
 use super::pack::ObjectSet;

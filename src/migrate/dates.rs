@@ -23,7 +23,7 @@ use std::rc::Rc;
 use gix::bstr::BString;
 use gix::date::Time;
 
-use crate::repo::{ObjectId, RepoError};
+use crate::git::repo::{ObjectId, RepoError};
 
 /// Author and committer time of the commit that last changed a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

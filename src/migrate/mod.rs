@@ -50,7 +50,7 @@ mod run;
 
 pub use run::run;
 
-use crate::repo::ObjectId;
+use crate::git::repo::ObjectId;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Default)]
@@ -146,9 +146,9 @@ pub enum MigrateError {
     #[error(transparent)]
     Lock(#[from] lock::LockError),
     #[error(transparent)]
-    Repo(#[from] crate::repo::RepoError),
+    Repo(#[from] crate::git::repo::RepoError),
     #[error("cannot queue migrated refs for push: {0}")]
-    Queue(#[from] crate::queue::QueueError),
+    Queue(#[from] crate::store::queue::QueueError),
     #[error(transparent)]
     Pack(#[from] pack::PackError),
     #[error(transparent)]

@@ -19,9 +19,9 @@
 
 use serde_json::Value;
 
-use crate::checkpoint::CHECKPOINTS_VERSION;
-use crate::id::CheckpointId;
-use crate::metadata::{self, MetadataError};
+use crate::model::checkpoint::CHECKPOINTS_VERSION;
+use crate::model::id::CheckpointId;
+use crate::model::metadata::{self, MetadataError};
 
 /// `cli_version` given to migrated checkpoints whose legacy metadata had none.
 pub const MIGRATED_CLI_VERSION: &str = "entire-rs-migrate";

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use gix::objs::{Kind, WriteTo};
 
 use super::deflate::{stored_zlib, Deflater};
-use crate::repo::ObjectId;
+use crate::git::repo::ObjectId;
 
 const TMP_STEM: &str = "tmp_entire-migrate";
 

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use gix::objs::{tree, Kind, Tree};
 
-use crate::id::CheckpointId;
-use crate::repo::{ObjectId, RepoError};
+use crate::git::repo::{ObjectId, RepoError};
+use crate::model::id::CheckpointId;
 
 use super::cache::Cache;
 use super::normalize::normalize_root;
@@ -105,7 +105,7 @@ impl Context<'_> {
         };
         let Some(e) = existing else {
             return Ok(planned(Step::Commit {
-                ref_name: crate::refname::ref_name(&cp.id),
+                ref_name: crate::model::refname::ref_name(&cp.id),
                 expected: None,
                 parent: None,
                 tree,

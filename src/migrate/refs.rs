@@ -4,7 +4,7 @@
 //! 100k creates, renames and deletes, several seconds on a real disk, and a kill -9 in the middle leaves up to
 //! 100k stale lock files that block the rerun. Here the whole batch costs one file write.
 //!
-//! The rewrite itself is [`crate::packedrefs`] (git's lock-file protocol on `packed-refs.lock`); this module
+//! The rewrite itself is [`crate::git::packedrefs`] (git's lock-file protocol on `packed-refs.lock`); this module
 //! routes each write to it or, for a ref that exists as a loose file, to a normal ref transaction.
 //!
 //! Invariants:
@@ -24,10 +24,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-pub use crate::packedrefs::Conflict;
-use crate::packedrefs::{self, Mode, PackedRefs, PackedRefsError};
-use crate::refname::CHECKPOINT_PREFIX;
-use crate::repo::{ObjectId, RefUpdate, Repo, RepoError};
+pub use crate::git::packedrefs::Conflict;
+use crate::git::packedrefs::{self, Mode, PackedRefs, PackedRefsError};
+use crate::git::repo::{ObjectId, RefUpdate, Repo, RepoError};
+use crate::model::refname::CHECKPOINT_PREFIX;
 
 /// How long to wait for somebody else's `packed-refs.lock` (git's `core.packedRefsTimeout` defaults to 1 s).
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -3,9 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use crate::queue::Queue;
-use crate::refname::CHECKPOINT_PREFIX;
-use crate::repo::{ObjectId, Repo};
+use crate::git::repo::{ObjectId, Repo};
+use crate::model::refname::CHECKPOINT_PREFIX;
+use crate::store::queue::Queue;
 
 use super::cache::{self, Cache};
 use super::commit::{self, People};

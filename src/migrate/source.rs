@@ -13,9 +13,9 @@
 
 use gix::bstr::ByteSlice;
 
-use crate::id::CheckpointId;
-use crate::refname::{LEGACY_BRANCH, LEGACY_BRANCH_SHORT};
-use crate::repo::{ObjectId, Repo, RepoError};
+use crate::git::repo::{ObjectId, Repo, RepoError};
+use crate::model::id::CheckpointId;
+use crate::model::refname::{LEGACY_BRANCH, LEGACY_BRANCH_SHORT};
 
 /// Where the legacy checkpoints were read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,11 +8,11 @@
 //!
 //! Failure modes: [`StoreError`](super::StoreError) names the branch or checkpoint.
 
-use crate::checkpoint::{self, Layout, SessionInput};
-use crate::id::CheckpointId;
-use crate::refname::LEGACY_BRANCH;
-use crate::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
-use crate::settings::Backend;
+use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
+use crate::model::checkpoint::{self, Layout, SessionInput};
+use crate::model::id::CheckpointId;
+use crate::model::refname::LEGACY_BRANCH;
+use crate::store::settings::Backend;
 
 use super::{backoff, Located, StoreError, MAX_ATTEMPTS};
 

@@ -14,14 +14,16 @@
 //!   so no session is dropped.
 
 pub mod branch;
+pub mod queue;
 pub mod refs;
+pub mod settings;
 
-use crate::checkpoint::{CheckpointError, SessionInput};
-use crate::id::{CheckpointId, IdKind};
-use crate::queue::{Queue, QueueError};
-use crate::repo::{Identity, ObjectId, Repo, RepoError};
-use crate::settings::{Backend, Rollout};
-use crate::transcript;
+use crate::git::repo::{Identity, ObjectId, Repo, RepoError};
+use crate::model::checkpoint::{CheckpointError, SessionInput};
+use crate::model::id::{CheckpointId, IdKind};
+use crate::model::transcript;
+use crate::store::queue::{Queue, QueueError};
+use crate::store::settings::{Backend, Rollout};
 
 /// CAS attempts before giving up (upstream uses the same limit).
 pub const MAX_ATTEMPTS: u32 = 16;
@@ -203,12 +205,12 @@ fn write_refs(
 pub fn local_checkpoints(repo: &Repo) -> Result<Vec<(CheckpointId, String, ObjectId)>, StoreError> {
     let mut out: Vec<(CheckpointId, String, ObjectId)> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    for (name, commit) in repo.refs_with_prefix(crate::refname::CHECKPOINT_PREFIX)? {
-        let Ok(id) = crate::refname::parse(&name) else {
+    for (name, commit) in repo.refs_with_prefix(crate::model::refname::CHECKPOINT_PREFIX)? {
+        let Ok(id) = crate::model::refname::parse(&name) else {
             continue;
         };
         match index.get(&id) {
-            Some(&i) if name == crate::refname::ref_name(&id) => out[i] = (id, name, commit),
+            Some(&i) if name == crate::model::refname::ref_name(&id) => out[i] = (id, name, commit),
             Some(_) => {}
             None => {
                 index.insert(id.clone(), out.len());

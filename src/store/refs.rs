@@ -9,13 +9,13 @@
 //!
 //! Failure modes: [`StoreError`](super::StoreError) variants name the checkpoint and ref.
 
-use crate::checkpoint::{self, Layout, SessionInput};
-use crate::id::CheckpointId;
-use crate::refname;
-use crate::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
+use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
+use crate::model::checkpoint::{self, Layout, SessionInput};
+use crate::model::id::CheckpointId;
+use crate::model::refname;
 
 use super::{backoff, Located, StoreError, MAX_ATTEMPTS};
-use crate::settings::Backend;
+use crate::store::settings::Backend;
 
 /// Find a checkpoint's ref under either spelling.
 pub fn locate(repo: &Repo, id: &CheckpointId) -> Result<Option<Located>, StoreError> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{bail, Context};
-use entire::gitcmd::{self, DEPTH_ENV};
+use entire::git::cmd::{self as gitcmd, DEPTH_ENV};
 
 /// A running `git remote-<scheme>` and what is needed to start it again.
 pub struct Relayed {

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use entire::fetch;
-use entire::repo::ObjectId;
+use entire::git::repo::ObjectId;
+use entire::sync::fetch;
 
 use super::child::Relayed;
 use crate::pktline::{copy_flushing, WantSniffer};

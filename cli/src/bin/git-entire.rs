@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    entire_cli::main_git_entire()
+}

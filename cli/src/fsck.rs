@@ -1,0 +1,180 @@
+//! `git entire fsck`: check that every checkpoint ref's shard, ID, metadata and content hashes agree.
+
+use serde_json::json;
+
+use super::{open_repo, CliError, Exit, Global};
+use entire::git::repo::{ObjectId, Repo};
+use entire::model::id::CheckpointId;
+use entire::model::metadata::{self, RootMetadata};
+use entire::model::{refname, transcript};
+use entire::store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Also check every checkpoint on the legacy branch.
+    #[arg(long)]
+    legacy: bool,
+}
+
+/// One problem found.
+struct Problem {
+    subject: String,
+    problem: String,
+}
+
+pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
+    let (repo, _) = open_repo()?;
+    let mut problems = Vec::new();
+    let mut checked = 0usize;
+    for (name, commit) in repo.refs_with_prefix(refname::CHECKPOINT_PREFIX)? {
+        if refname::is_v2_ref(&name) {
+            continue;
+        }
+        checked += 1;
+        let mut report = |problem: String| {
+            problems.push(Problem {
+                subject: name.clone(),
+                problem,
+            })
+        };
+        let id = match refname::parse(&name) {
+            Ok(id) => id,
+            Err(e) => {
+                report(e.to_string());
+                continue;
+            }
+        };
+        let tree = match repo.commit_tree(commit) {
+            Ok(t) => t,
+            Err(e) => {
+                report(format!("does not point at a readable commit: {e}"));
+                continue;
+            }
+        };
+        for p in check_tree(&repo, &id, tree) {
+            report(p);
+        }
+    }
+    if a.legacy {
+        checked += check_legacy(&repo, &mut problems)?;
+    }
+    if a.json {
+        let list: Vec<_> = problems
+            .iter()
+            .map(|p| json!({"subject": p.subject, "problem": p.problem}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"checked": checked, "problems": list}))
+                .expect("JSON")
+        );
+    } else {
+        for p in &problems {
+            println!("{}: {}", p.subject, p.problem);
+        }
+        if !g.quiet {
+            eprintln!(
+                "checked {checked} checkpoint(s), {} problem(s)",
+                problems.len()
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            Exit::User,
+            anyhow::anyhow!("{} problem(s) found", problems.len()),
+        ))
+    }
+}
+
+/// Check every checkpoint on the legacy branch; returns how many were checked.
+fn check_legacy(repo: &Repo, problems: &mut Vec<Problem>) -> Result<usize, CliError> {
+    let Some(tip) = store::branch::tip(repo)? else {
+        return Ok(0);
+    };
+    let mut checked = 0;
+    let root = repo.commit_tree(tip)?;
+    for shard in repo.tree_entries(root)?.into_iter().filter(|e| e.is_tree) {
+        for cp in repo
+            .tree_entries(shard.id)?
+            .into_iter()
+            .filter(|e| e.is_tree)
+        {
+            checked += 1;
+            let subject = format!("{}:{}/{}", refname::LEGACY_BRANCH, shard.name, cp.name);
+            let found = match CheckpointId::parse(&format!("{}{}", shard.name, cp.name)) {
+                Ok(id) => check_tree(repo, &id, cp.id),
+                Err(e) => vec![e.to_string()],
+            };
+            problems.extend(found.into_iter().map(|problem| Problem {
+                subject: subject.clone(),
+                problem,
+            }));
+        }
+    }
+    Ok(checked)
+}
+
+/// Problems of one checkpoint tree.
+fn check_tree(repo: &Repo, id: &CheckpointId, tree: ObjectId) -> Vec<String> {
+    let mut out = Vec::new();
+    match store::read_path(repo, tree, "metadata.json") {
+        Ok(Some(bytes)) => match RootMetadata::parse(&bytes, "metadata.json") {
+            Ok(root) if root.checkpoint_id() != Some(id.as_str()) => out.push(format!(
+                "metadata.json names checkpoint {:?}",
+                root.checkpoint_id().unwrap_or("")
+            )),
+            Ok(_) => {}
+            Err(e) => out.push(e.to_string()),
+        },
+        Ok(None) => out.push("no metadata.json".into()),
+        Err(e) => out.push(e.to_string()),
+    }
+    let Ok(entries) = repo.tree_entries(tree) else {
+        out.push("tree is unreadable".into());
+        return out;
+    };
+    for slot in entries
+        .iter()
+        .filter(|e| e.is_tree && e.name.parse::<u32>().is_ok())
+    {
+        out.extend(check_slot(repo, id, tree, &slot.name));
+    }
+    out
+}
+
+fn check_slot(repo: &Repo, id: &CheckpointId, tree: ObjectId, slot: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let read = |name: &str| {
+        store::read_path(repo, tree, &format!("{slot}/{name}"))
+            .ok()
+            .flatten()
+    };
+    match read("metadata.json")
+        .map(|b| metadata::parse_object(&b, &format!("{slot}/metadata.json")))
+    {
+        Some(Ok(m)) => {
+            if let Some(cid) =
+                metadata::str_field(&m, "checkpoint_id").filter(|c| *c != id.as_str())
+            {
+                out.push(format!("{slot}/metadata.json names checkpoint {cid:?}"));
+            }
+        }
+        Some(Err(e)) => out.push(e.to_string()),
+        None => out.push(format!("{slot}/metadata.json is missing")),
+    }
+    if let (Some(hash), Some(data)) = (read("content_hash.txt"), read(transcript::TRANSCRIPT)) {
+        let want = String::from_utf8_lossy(&hash).trim().to_string();
+        if want != transcript::content_hash(&data) {
+            out.push(format!(
+                "{slot}/content_hash.txt does not match {slot}/full.jsonl"
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! `git entire show`: print a checkpoint's root metadata or one file inside it.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::{open_repo, CliError, Global};
+use entire::model::id::CheckpointId;
+use entire::model::refname;
+use entire::store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Checkpoint ID.
+    id: String,
+    /// Path inside the checkpoint, e.g. `0/full.jsonl` (chunks are reassembled); default: `metadata.json`.
+    path: Option<String>,
+    /// Print a JSON object with where the checkpoint was found and the content.
+    #[arg(long)]
+    json: bool,
+    /// Do not fetch the checkpoint from the remote when it is missing locally.
+    #[arg(long)]
+    no_fetch: bool,
+}
+
+pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
+    let id = CheckpointId::parse(&a.id)?;
+    let (repo, settings) = open_repo()?;
+    let found = match store::find(&repo, settings.rollout, &id)? {
+        Some(f) => Some(f),
+        // Lazy read: one fetch of just this checkpoint's ref (both shard spellings), then look again.
+        None if !a.no_fetch => {
+            let report = super::fetch::fetch_for_read(&repo, std::slice::from_ref(&id))?;
+            if report.fetched.is_empty() {
+                None
+            } else {
+                store::find(&repo, settings.rollout, &id)?
+            }
+        }
+        None => None,
+    };
+    let Some(found) = found else {
+        let mut places = refname::spellings(&id);
+        places.push(refname::LEGACY_BRANCH.to_string());
+        let where_ = if a.no_fetch {
+            "locally"
+        } else {
+            "locally or on the remote"
+        };
+        return Err(CliError::user(format!(
+            "checkpoint {id} not found {where_} (looked in {})",
+            places.join(", ")
+        )));
+    };
+    let path = a.path.as_deref().unwrap_or("metadata.json");
+    let Some(bytes) = store::read_path(&repo, found.tree, path)? else {
+        return Err(CliError::user(format!(
+            "checkpoint {id} has no file {path:?} (found in {})",
+            found.ref_name
+        )));
+    };
+    let mut out = std::io::stdout().lock();
+    let res = if a.json {
+        let content = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) if path.ends_with(".json") => v,
+            _ => json!(String::from_utf8_lossy(&bytes)),
+        };
+        let doc = json!({
+            "id": id.as_str(),
+            "store": found.backend,
+            "ref": found.ref_name,
+            "commit": found.commit.to_string(),
+            "path": path,
+            "content": content,
+        });
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON value serializes")
+        )
+    } else {
+        out.write_all(&bytes)
+    };
+    res.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
+}
+
+fn ignore_broken_pipe(e: std::io::Error) -> Result<(), CliError> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(CliError::new(super::Exit::Internal, e))
+    }
+}

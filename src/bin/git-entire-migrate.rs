@@ -1,3 +1,0 @@
-fn main() -> std::process::ExitCode {
-    entire::cli::main_git_entire_migrate()
-}

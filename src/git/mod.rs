@@ -1,0 +1,11 @@
+//! Layer 1: git itself. Repository access through gix (objects, compare-and-swap ref transactions), batched
+//! `packed-refs` rewrites under git's lock, git child processes, git configuration as git resolves it, and the
+//! protocol-v2 ref listing.
+//!
+//! Nothing here knows about checkpoints; every higher layer goes through these modules to touch a repository.
+
+pub mod cmd;
+pub mod config;
+pub mod lsrefs;
+pub mod packedrefs;
+pub mod repo;

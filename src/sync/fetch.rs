@@ -1,0 +1,268 @@
+//! Fetching checkpoint refs: lazily by ID, and pulled along with code fetches.
+//!
+//! One fetch = one `git fetch` child = one round trip, whatever the number of checkpoints: every spelling of
+//! every missing ID becomes a partial glob refspec `<ref>*:<ref>*`, read from stdin. git turns each into a
+//! `ref-prefix <ref>` line (an exact-name listing on protocol v2, never the full advertisement), and a glob
+//! that matches nothing is not an error, so "absent on the remote" and "fetched" are told apart afterwards by
+//! looking at the local refs. Refspecs are never forced: a local checkpoint is never rewound.
+//!
+//! Invariants:
+//! - Checkpoints already present locally (either shard spelling) are never fetched.
+//! - At most [`MAX_IDS_PER_FETCH`] IDs per child, so the server's 65,536 `ref-prefix` limit is never reached.
+//! - The fetch never touches `FETCH_HEAD`, tags or submodules, and never starts auto-maintenance.
+//!
+//! Failure modes: [`FetchError::Unreachable`] when git could not fetch (network, authentication, no such
+//! repository) — distinct from an ID that is simply [`FetchReport::not_on_remote`].
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::git::cmd::{self as gitcmd, GitCmdError};
+use crate::git::repo::{ObjectId, Repo, RepoError};
+use crate::model::id::CheckpointId;
+use crate::model::refname::{self, CHECKPOINT_PREFIX};
+use crate::sync::linked::{self, LinkError, Walk};
+
+/// IDs per `git fetch` child (two `ref-prefix` lines each at most).
+pub const MAX_IDS_PER_FETCH: usize = 10_000;
+
+/// Default of `entire.fetchCheckpointsLimit`.
+pub const DEFAULT_PULL_LIMIT: usize = 100;
+
+/// Errors of fetching checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("could not fetch from {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error(transparent)]
+    Git(#[from] GitCmdError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+/// What a lazy fetch found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    /// Already present locally; not fetched.
+    pub present: Vec<CheckpointId>,
+    /// Fetched now.
+    pub fetched: Vec<CheckpointId>,
+    /// The remote does not have them.
+    pub not_on_remote: Vec<CheckpointId>,
+    /// `git fetch` children run (round trips).
+    pub round_trips: usize,
+}
+
+/// The local ref of `id` under either shard spelling, canonical first.
+pub fn local_ref(repo: &Repo, id: &CheckpointId) -> Result<Option<(String, ObjectId)>, RepoError> {
+    for name in refname::spellings(id) {
+        if let Some(v) = repo.find_ref(&name)? {
+            return Ok(Some((name, v)));
+        }
+    }
+    Ok(None)
+}
+
+/// Fetch every checkpoint of `ids` that is missing locally from `url`, in one round trip per
+/// [`MAX_IDS_PER_FETCH`] IDs.
+pub fn fetch_missing(
+    repo: &Repo,
+    url: &str,
+    ids: &[CheckpointId],
+) -> Result<FetchReport, FetchError> {
+    let mut report = FetchReport::default();
+    let mut missing = Vec::new();
+    for id in ids {
+        if report.present.contains(id) || missing.contains(id) {
+            continue;
+        }
+        if local_ref(repo, id)?.is_some() {
+            report.present.push(id.clone());
+        } else {
+            missing.push(id.clone());
+        }
+    }
+    for chunk in missing.chunks(MAX_IDS_PER_FETCH) {
+        let specs: Vec<String> = chunk
+            .iter()
+            .flat_map(refname::spellings)
+            .map(|name| format!("{name}*:{name}*"))
+            .collect();
+        fetch_refspecs(&repo_dir(repo), url, &specs)?;
+        report.round_trips += 1;
+        for id in chunk {
+            if local_ref(repo, id)?.is_some() {
+                report.fetched.push(id.clone());
+            } else {
+                report.not_on_remote.push(id.clone());
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn repo_dir(repo: &Repo) -> std::path::PathBuf {
+    crate::sync::remote::repo_dir(repo)
+}
+
+/// Run ONE `git fetch <url>` with `specs` on stdin. Non-forced refspecs that git refuses to apply (a local
+/// checkpoint ahead of the remote) are not an error.
+pub fn fetch_refspecs(dir: &Path, url: &str, specs: &[String]) -> Result<(), FetchError> {
+    let mut cmd = gitcmd::git();
+    cmd.arg("-C")
+        .arg(dir)
+        .args([
+            "fetch",
+            "--no-write-fetch-head",
+            "--no-tags",
+            "--no-auto-maintenance",
+            "--recurse-submodules=no",
+            "--no-show-forced-updates",
+            "-q",
+            "--stdin",
+        ])
+        .arg(url)
+        .stdin(Stdio::piped());
+    tracing::debug!(target: "entire::fetch", url, refspecs = specs.len(), "fetching checkpoint refs");
+    let mut child = gitcmd::spawn(&mut cmd)?;
+    if let Some(mut input) = child.stdin.take() {
+        let text = specs.join("\n") + "\n";
+        std::thread::spawn(move || {
+            let _ = input.write_all(text.as_bytes());
+        });
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| GitCmdError::Spawn {
+            args: "fetch".into(),
+            source,
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("[rejected]") && !stderr.contains("fatal:") {
+        tracing::info!(target: "entire::fetch", "some local checkpoints are ahead of the remote: {}", stderr.trim());
+        return Ok(());
+    }
+    Err(FetchError::Unreachable {
+        url: url.to_string(),
+        message: crate::sync::push::child::last_error_line(&stderr),
+    })
+}
+
+/// `entire.fetchCheckpoints`: which checkpoint refs a code fetch pulls along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Those named by trailers of newly fetched commits, newest first, at most `limit`.
+    Referenced {
+        limit: usize,
+    },
+    /// Every checkpoint ref of the remote.
+    All,
+    None,
+}
+
+/// The pull-along policy configured in `repo` (unknown values mean the default, with a warning).
+pub fn policy(repo: &Repo) -> Policy {
+    let limit = crate::git::config::get(repo, "entire.fetchCheckpointsLimit")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_PULL_LIMIT);
+    match crate::git::config::get(repo, "entire.fetchCheckpoints")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("referenced") | Some("") => Policy::Referenced { limit },
+        Some("all") => Policy::All,
+        Some("none") | Some("false") => Policy::None,
+        Some(other) => {
+            tracing::warn!(target: "entire::fetch", "entire.fetchCheckpoints={other:?} is not referenced|all|none; using referenced");
+            Policy::Referenced { limit }
+        }
+    }
+}
+
+/// What pulling along did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// Checkpoint IDs referenced by the new commits (up to the limit) that were missing locally.
+    pub wanted: usize,
+    pub fetched: usize,
+    pub round_trips: usize,
+}
+
+/// Pull along checkpoints after a code fetch brought the commits selected by `new_commits`.
+pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullReport, FetchError> {
+    match policy(repo) {
+        Policy::None => Ok(PullReport::default()),
+        Policy::All => {
+            let before = repo.refs_with_prefix(CHECKPOINT_PREFIX)?;
+            let spec = format!("{CHECKPOINT_PREFIX}*:{CHECKPOINT_PREFIX}*");
+            fetch_refspecs(&repo_dir(repo), url, &[spec])?;
+            let after = repo.refs_with_prefix(CHECKPOINT_PREFIX)?;
+            let changed = after.iter().filter(|r| !before.contains(r)).count();
+            Ok(PullReport {
+                wanted: changed,
+                fetched: changed,
+                round_trips: 1,
+            })
+        }
+        Policy::Referenced { limit } => {
+            if limit == 0 {
+                return Ok(PullReport::default());
+            }
+            let ids = referenced_missing(repo, new_commits, limit)?;
+            if ids.is_empty() {
+                return Ok(PullReport::default());
+            }
+            let report = fetch_missing(repo, url, &ids)?;
+            Ok(PullReport {
+                wanted: ids.len(),
+                fetched: report.fetched.len(),
+                round_trips: report.round_trips,
+            })
+        }
+    }
+}
+
+/// IDs named by the selected commits that are missing locally, newest first, at most `limit`.
+fn referenced_missing(
+    repo: &Repo,
+    walk: &Walk,
+    limit: usize,
+) -> Result<Vec<CheckpointId>, FetchError> {
+    let links = linked::scan(&repo_dir(repo), walk)?;
+    let mut out: Vec<CheckpointId> = Vec::new();
+    let mut checked: Vec<CheckpointId> = Vec::new();
+    for id in links.into_iter().flat_map(|l| l.ids) {
+        if out.len() >= limit {
+            break;
+        }
+        if checked.contains(&id) {
+            continue;
+        }
+        checked.push(id.clone());
+        if local_ref(repo, &id)?.is_none() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// The commits a fetch of `fetched` object IDs brought in: reachable from them, not from any local code ref
+/// (checkpoint and staging refs are orphan histories and are left out of the walk).
+pub fn walk_new_commits(fetched: &[ObjectId]) -> Walk {
+    Walk {
+        options: vec![
+            "--not".into(),
+            "--exclude=refs/entire/*".into(),
+            "--all".into(),
+        ],
+        revs: Vec::new(),
+        stdin: fetched.iter().map(|o| o.to_string()).collect(),
+        max_ids: None,
+    }
+}

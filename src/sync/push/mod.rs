@@ -1,0 +1,317 @@
+//! Pushing the user's refs and the queued checkpoints together: ONE push, one glob refspec for checkpoints.
+//!
+//! The flow of [`run`]: prepare a [`stage::Batch`] (drain, keep refs that exist, stage under
+//! `refs/entire/push-queue/<run>/`), push the user's refspecs plus `refs/entire/push-queue/<run>/*:
+//! refs/entire/checkpoints/*` through a [`PushTransport`] (a `git push` child, or git's own `remote-http(s)` in
+//! the helper's relay mode), split the statuses into the user's and the checkpoints', account (dequeue what
+//! landed), delete the staging refs.
+//!
+//! Invariants:
+//! - Checkpoints are fast-forward only: the glob has no `+`, whatever the user's refspecs say.
+//! - A checkpoint problem never changes the user's result: batch errors are logged and the push goes on
+//!   without checkpoints; checkpoint rejections only keep those refs queued.
+//! - `--atomic`: the user's refs are pushed atomically on their own, checkpoints in a second push.
+//! - When the server rejects every ref of the combined push (a pre-receive hook that refuses checkpoint refs),
+//!   the user's refs are pushed again alone, and the checkpoint rejection is reported in [`Outcome::notes`].
+//! - `--dry-run` never dequeues.
+//!
+//! Failure modes: a push that could not run at all yields [`RefStatus::Rejected`] with
+//! [`status::Rejection::Failed`] for every user ref; checkpoints stay queued.
+
+pub mod child;
+mod error;
+pub mod runs;
+pub mod stage;
+pub mod status;
+
+use std::collections::BTreeMap;
+
+use crate::git::repo::Repo;
+pub use child::GitPush;
+pub use stage::{Batch, CheckpointSummary};
+pub use status::{RefStatus, Rejection};
+
+/// One refspec of git's push batch: `[+]<src>:<dst>` (empty `src` = delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSpec {
+    pub force: bool,
+    pub src: String,
+    pub dst: String,
+}
+
+impl PushSpec {
+    /// Parse `[+]<src>:<dst>`.
+    pub fn parse(spec: &str) -> Option<Self> {
+        let (force, rest) = match spec.strip_prefix('+') {
+            Some(r) => (true, r),
+            None => (false, spec),
+        };
+        let (src, dst) = rest.split_once(':')?;
+        if dst.is_empty() {
+            return None;
+        }
+        Some(PushSpec {
+            force,
+            src: src.to_string(),
+            dst: dst.to_string(),
+        })
+    }
+
+    /// Back to refspec form.
+    pub fn refspec(&self) -> String {
+        format!(
+            "{}{}:{}",
+            if self.force { "+" } else { "" },
+            self.src,
+            self.dst
+        )
+    }
+}
+
+/// Push options, as git's `option` lines or `git entire push` flags set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOptions {
+    pub dry_run: bool,
+    pub atomic: bool,
+    pub force_if_includes: bool,
+    /// `--signed=<value>` (`true`, `if-asked`).
+    pub signed: Option<String>,
+    pub push_options: Vec<String>,
+    /// `--force-with-lease=<ref>:<expected>` values.
+    pub cas: Vec<String>,
+    pub progress: bool,
+    /// git's scale: 0 quiet, 1 normal, 2+ verbose.
+    pub verbosity: u32,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            dry_run: false,
+            atomic: false,
+            force_if_includes: false,
+            signed: None,
+            push_options: Vec::new(),
+            cas: Vec::new(),
+            progress: false,
+            verbosity: 1,
+        }
+    }
+}
+
+/// A push that did not run at all (network, authentication, missing repository).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportFailure {
+    pub message: String,
+}
+
+/// Something that performs one push of a list of refspecs and reports a status per destination.
+pub trait PushTransport {
+    fn push(
+        &mut self,
+        specs: &[String],
+        options: &PushOptions,
+    ) -> Result<BTreeMap<String, RefStatus>, TransportFailure>;
+}
+
+/// The result of [`run`].
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// One status per user refspec, in the order given.
+    pub user: Vec<(String, RefStatus)>,
+    /// `None` when no checkpoint was part of the push.
+    pub checkpoints: Option<CheckpointSummary>,
+    /// Lines for stderr (beyond the summary), e.g. a checkpoint rejection that forced a retry.
+    pub notes: Vec<String>,
+    /// Set when the checkpoint push itself could not run.
+    pub checkpoint_failure: Option<String>,
+}
+
+/// Push `user` refspecs (possibly none) plus, when `with_checkpoints`, the queued checkpoints of `repo`.
+pub fn run(
+    repo: Option<&Repo>,
+    transport: &mut dyn PushTransport,
+    user: &[PushSpec],
+    options: &PushOptions,
+    with_checkpoints: bool,
+) -> Outcome {
+    // A user refspec that names a checkpoint ref itself would collide with the glob; such a push carries only
+    // what the user asked for.
+    let explicit = user.iter().any(|s| s.dst.starts_with("refs/entire/"));
+    let batch = match (repo, with_checkpoints && !explicit) {
+        (Some(repo), true) => prepare(repo),
+        _ => None,
+    };
+    let user_specs: Vec<String> = user.iter().map(PushSpec::refspec).collect();
+    let mut outcome = Outcome::default();
+    let Some(batch) = batch else {
+        outcome.user = push_user(transport, user, &user_specs, options);
+        return outcome;
+    };
+    let pushing = std::time::Instant::now();
+    let cp_statuses = push_both(transport, &batch, user, &user_specs, options, &mut outcome);
+    tracing::debug!(target: "entire::push", ms = pushing.elapsed().as_millis() as u64, "pushed");
+    let missing = outcome
+        .checkpoint_failure
+        .clone()
+        .unwrap_or_else(|| "no status reported".into());
+    let accounting = std::time::Instant::now();
+    match batch.account(&cp_statuses, options.dry_run, &missing) {
+        Ok(summary) => outcome.checkpoints = Some(summary),
+        Err(e) => tracing::warn!(target: "entire::push", "cannot update the push queue: {e}"),
+    }
+    if let Err(e) = batch.finish() {
+        tracing::warn!(target: "entire::push", "cannot delete staging refs: {e}");
+    }
+    tracing::debug!(target: "entire::push", ms = accounting.elapsed().as_millis() as u64, "accounted and cleaned up");
+    outcome
+}
+
+/// The push itself: one combined push, or (for `--atomic`, or nothing of the user's) the user's refs and the
+/// checkpoints separately; a combined push refused wholesale by the server is retried without checkpoints.
+/// Returns the statuses the checkpoints got.
+fn push_both(
+    transport: &mut dyn PushTransport,
+    batch: &Batch<'_>,
+    user: &[PushSpec],
+    user_specs: &[String],
+    options: &PushOptions,
+    outcome: &mut Outcome,
+) -> BTreeMap<String, RefStatus> {
+    let glob = batch.glob();
+    let separate = PushOptions {
+        atomic: false,
+        cas: Vec::new(),
+        force_if_includes: false,
+        ..options.clone()
+    };
+    let mut cp_statuses = BTreeMap::new();
+    if user.is_empty() || options.atomic {
+        if !user.is_empty() {
+            outcome.user = push_user(transport, user, user_specs, options);
+        }
+        match transport.push(std::slice::from_ref(&glob), &separate) {
+            Ok(map) => cp_statuses = map,
+            Err(f) => outcome.checkpoint_failure = Some(f.message),
+        }
+    } else {
+        let mut all = user_specs.to_vec();
+        all.push(glob);
+        match transport.push(&all, options) {
+            Err(f) => {
+                outcome.user = fail_all(user, &f.message);
+                outcome.checkpoint_failure = Some(f.message);
+            }
+            Ok(map) => {
+                outcome.user = pick(user, &map);
+                let hook_refused_all = outcome.user.iter().all(|(_, s)| s.is_remote_rejection())
+                    && batch
+                        .entries()
+                        .iter()
+                        .any(|e| map.get(&e.name).is_some_and(RefStatus::is_remote_rejection));
+                if hook_refused_all {
+                    let why = batch
+                        .entries()
+                        .iter()
+                        .find_map(|e| map.get(&e.name).map(RefStatus::reason))
+                        .unwrap_or_default();
+                    outcome.notes.push(format!(
+                        "entire: the remote rejected the push with checkpoint refs ({why}); pushing your refs without them"
+                    ));
+                    outcome.user = push_user(transport, user, user_specs, options);
+                }
+                cp_statuses = map;
+            }
+        }
+    }
+    cp_statuses
+}
+
+fn prepare(repo: &Repo) -> Option<Batch<'_>> {
+    let limit = crate::git::config::get(repo, "entire.pushBatchSize")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(stage::DEFAULT_BATCH_SIZE);
+    let started = std::time::Instant::now();
+    let prepared = Batch::prepare(repo, limit);
+    tracing::debug!(target: "entire::push", ms = started.elapsed().as_millis() as u64, "prepared the batch");
+    match prepared {
+        Ok(b) if b.is_empty() => None,
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(target: "entire::push", "checkpoints not pushed this time: {e}");
+            None
+        }
+    }
+}
+
+fn push_user(
+    transport: &mut dyn PushTransport,
+    user: &[PushSpec],
+    specs: &[String],
+    options: &PushOptions,
+) -> Vec<(String, RefStatus)> {
+    if user.is_empty() {
+        return Vec::new();
+    }
+    match transport.push(specs, options) {
+        Ok(map) => pick(user, &map),
+        Err(f) => fail_all(user, &f.message),
+    }
+}
+
+fn pick(user: &[PushSpec], map: &BTreeMap<String, RefStatus>) -> Vec<(String, RefStatus)> {
+    user.iter()
+        .map(|s| {
+            let status = map.get(&s.dst).cloned().unwrap_or_else(|| {
+                RefStatus::Rejected(Rejection::Failed("no status reported".into()))
+            });
+            (s.dst.clone(), status)
+        })
+        .collect()
+}
+
+fn fail_all(user: &[PushSpec], message: &str) -> Vec<(String, RefStatus)> {
+    user.iter()
+        .map(|s| {
+            (
+                s.dst.clone(),
+                RefStatus::Rejected(Rejection::Failed(message.to_string())),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_table() {
+        let cases = [
+            (
+                "refs/heads/main:refs/heads/main",
+                Some((false, "refs/heads/main", "refs/heads/main")),
+            ),
+            (
+                "+HEAD:refs/heads/new",
+                Some((true, "HEAD", "refs/heads/new")),
+            ),
+            (":refs/heads/gone", Some((false, "", "refs/heads/gone"))),
+            ("refs/heads/main", None),
+            ("refs/heads/main:", None),
+        ];
+        for (input, want) in cases {
+            let got = PushSpec::parse(input);
+            assert_eq!(
+                got.as_ref()
+                    .map(|s| (s.force, s.src.as_str(), s.dst.as_str())),
+                want,
+                "{input}"
+            );
+            if let Some(s) = got {
+                assert_eq!(s.refspec(), input);
+            }
+        }
+    }
+}
