@@ -10,12 +10,15 @@
 //! 4. [`sync`]: remotes, the batched push, lazy and pull-along fetch, commit trailers.
 //! 5. [`migrate`]: legacy branch → per-checkpoint refs.
 //!
+//! [`report`] turns an error chain into the lines a user reads (each cause once).
+//!
 //! The command lines (`git entire`, `git entire-migrate`) live in the `entire-cli` crate and the remote helper's
 //! protocol loop in `entire-helper`; both use only what is exported here.
 
 pub mod git;
 pub mod migrate;
 pub mod model;
+pub mod report;
 pub mod store;
 pub mod sync;
 

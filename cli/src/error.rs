@@ -49,14 +49,23 @@ impl CliError {
 
     /// Print `error: …`, the cause chain and hints to stderr.
     pub fn report(&self) {
-        let mut msg = format!("error: {}", self.error);
-        for cause in self.error.chain().skip(1) {
+        eprintln!("{}", self.render());
+    }
+
+    /// The text [`CliError::report`] prints: `error: …`, each further cause once, then the hints.
+    pub fn render(&self) -> String {
+        let lines = entire::report::causes(self.error.as_ref());
+        let mut msg = format!(
+            "error: {}",
+            lines.first().map(String::as_str).unwrap_or("unknown error")
+        );
+        for cause in lines.iter().skip(1) {
             msg.push_str(&format!("\n  caused by: {cause}"));
         }
         for h in &self.hints {
             msg.push_str(&format!("\nhint: {h}"));
         }
-        eprintln!("{msg}");
+        msg
     }
 }
 

@@ -31,28 +31,14 @@ pub fn main(help: &dyn Fn() -> String) -> ExitCode {
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("fatal: git-remote-entire: {}", chain(&e));
+            eprintln!(
+                "fatal: git-remote-entire: {}",
+                entire::report::causes(e.as_ref()).join(": ")
+            );
             ExitCode::from(128)
         }
         Err(_) => ExitCode::from(128),
     }
-}
-
-/// One message per cause, each said once: anyhow's `{:#}` joins the chain, but a cause that already repeats
-/// its source's text is not printed twice.
-fn chain(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg
 }
 
 fn serve(args: &[String], help: &dyn Fn() -> String) -> anyhow::Result<()> {

@@ -38,7 +38,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    pub fn from_output(out: Output) -> Self {
         Run {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -153,7 +153,7 @@ impl TestEnv {
             .args(args)
             .output()
             .expect("command starts");
-        Run::from(out)
+        Run::from_output(out)
     }
 
     /// `git args…` in `cwd`, which must succeed; returns trimmed stdout.
@@ -178,7 +178,7 @@ impl TestEnv {
             input.as_bytes(),
         )
         .expect("feed stdin");
-        Run::from(child.wait_with_output().expect("git exits"))
+        Run::from_output(child.wait_with_output().expect("git exits"))
             .ok()
             .trimmed()
             .to_string()
