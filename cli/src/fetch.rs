@@ -1,6 +1,6 @@
 //! `git entire fetch <id>…`: fetch checkpoint refs from the checkpoint remote in one round trip.
 //!
-//! Also home of [`fetch_for_read`], the lazy fetch behind `show` and `list`: all missing IDs in one fetch,
+//! Also maps the library's lazy fetch ([`entire::sync::lazy`]) for `show` and `list`: all missing IDs in one fetch,
 //! exit 3 when the remote cannot be reached, never an error for IDs the remote simply does not have.
 
 use std::io::Write;
@@ -9,6 +9,7 @@ use super::{CliError, Exit, Global};
 use entire::git::repo::Repo;
 use entire::model::id::CheckpointId;
 use entire::sync::fetch::{self, FetchError, FetchReport};
+use entire::sync::lazy::{self, LazyError};
 use entire::sync::remote::{self, RemoteError};
 
 #[derive(Debug, clap::Args)]
@@ -69,14 +70,13 @@ pub fn remote_error(e: RemoteError) -> CliError {
     }
 }
 
-/// Lazily fetch `ids` that are missing locally from the checkpoint remote, in one round trip.
-///
-/// A repository without any usable remote fetches nothing (every missing ID is then "not on the remote");
-/// an unreachable remote is an error with exit code 3.
+/// Lazily fetch `ids` that are missing locally from the checkpoint remote, in one round trip (the library's
+/// [`entire::sync::lazy::fetch_for_read`]). Without any usable remote nothing is fetched and every missing ID is
+/// reported as not on the remote; an unreachable remote is an error with exit code 3.
 pub fn fetch_for_read(repo: &Repo, ids: &[CheckpointId]) -> Result<FetchReport, CliError> {
-    let endpoint = match remote::checkpoint_remote(repo, None) {
-        Ok(e) => e,
-        Err(RemoteError::NoRemote { .. }) => {
+    match lazy::fetch_for_read(repo, ids).map_err(lazy_error)? {
+        Some(report) => Ok(report),
+        None => {
             let mut report = FetchReport::default();
             for id in ids {
                 match fetch::local_ref(repo, id)? {
@@ -84,9 +84,16 @@ pub fn fetch_for_read(repo: &Repo, ids: &[CheckpointId]) -> Result<FetchReport, 
                     None => report.not_on_remote.push(id.clone()),
                 }
             }
-            return Ok(report);
+            Ok(report)
         }
-        Err(e) => return Err(remote_error(e)),
-    };
-    fetch::fetch_missing(repo, &endpoint.fetch_url, ids).map_err(fetch_error)
+    }
+}
+
+/// Map a lazy-read failure to its exit code.
+pub fn lazy_error(e: LazyError) -> CliError {
+    match e {
+        LazyError::Fetch(e) => fetch_error(e),
+        LazyError::Remote(e) => remote_error(e),
+        other => CliError::new(Exit::Internal, other),
+    }
 }

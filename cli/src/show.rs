@@ -8,6 +8,7 @@ use super::{open_repo, CliError, Global};
 use entire::model::id::CheckpointId;
 use entire::model::refname;
 use entire::store;
+use entire::sync::lazy::{self, Lookup};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,31 +27,29 @@ pub struct Args {
 pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
     let id = CheckpointId::parse(&a.id)?;
     let (repo, settings) = open_repo()?;
-    let found = match store::find(&repo, settings.rollout, &id)? {
-        Some(f) => Some(f),
-        // Lazy read: one fetch of just this checkpoint's ref (both shard spellings), then look again.
-        None if !a.no_fetch => {
-            let report = super::fetch::fetch_for_read(&repo, std::slice::from_ref(&id))?;
-            if report.fetched.is_empty() {
-                None
-            } else {
-                store::find(&repo, settings.rollout, &id)?
-            }
+    let lookup = if a.no_fetch {
+        match store::find(&repo, settings.rollout, &id)? {
+            Some(f) => Lookup::Found(f),
+            None => Lookup::NotOnRemote,
         }
-        None => None,
+    } else {
+        lazy::find_or_fetch(&repo, settings.rollout, &id).map_err(super::fetch::lazy_error)?
     };
-    let Some(found) = found else {
-        let mut places = refname::spellings(&id);
-        places.push(refname::LEGACY_BRANCH.to_string());
-        let where_ = if a.no_fetch {
-            "locally"
-        } else {
-            "locally or on the remote"
-        };
-        return Err(CliError::user(format!(
-            "checkpoint {id} not found {where_} (looked in {})",
-            places.join(", ")
-        )));
+    let found = match lookup {
+        Lookup::Found(found) => found,
+        missing => {
+            let mut places = refname::spellings(&id);
+            places.push(refname::LEGACY_BRANCH.to_string());
+            let where_ = match missing {
+                _ if a.no_fetch => "locally",
+                Lookup::NoRemote => "locally, and there is no remote to fetch it from",
+                _ => "locally or on the remote",
+            };
+            return Err(CliError::user(format!(
+                "checkpoint {id} not found {where_} (looked in {})",
+                places.join(", ")
+            )));
+        }
     };
     let path = a.path.as_deref().unwrap_or("metadata.json");
     let Some(bytes) = store::read_path(&repo, found.tree, path)? else {

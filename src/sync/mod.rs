@@ -5,6 +5,7 @@
 //! Network transfer is git's: these modules run git children or relay to git's own helpers.
 
 pub mod fetch;
+pub mod lazy;
 pub mod linked;
 pub mod push;
 pub mod remote;

@@ -35,6 +35,25 @@ fn usage_and_input_errors() {
 }
 
 #[test]
+fn a_missing_checkpoint_says_whether_a_remote_was_asked() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    insta::assert_snapshot!(entire(&env, &repo, &["show", "0123456789ab"]), @r"
+    exit 1
+    error: checkpoint 0123456789ab not found locally, and there is no remote to fetch it from (looked in refs/entire/checkpoints/ab/0123456789ab, refs/entire/checkpoints/AB/0123456789ab, refs/heads/entire/checkpoints/v1)
+    ");
+    let remote = env.bare("remote.git");
+    env.git(
+        &repo,
+        &["remote", "add", "origin", remote.to_str().expect("utf-8")],
+    );
+    insta::assert_snapshot!(entire(&env, &repo, &["show", "0123456789ab"]), @r"
+    exit 1
+    error: checkpoint 0123456789ab not found locally or on the remote (looked in refs/entire/checkpoints/ab/0123456789ab, refs/entire/checkpoints/AB/0123456789ab, refs/heads/entire/checkpoints/v1)
+    ");
+}
+
+#[test]
 fn settings_errors_name_the_file() {
     let env = TestEnv::new();
     let repo = env.repo("r");
