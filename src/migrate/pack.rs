@@ -24,6 +24,21 @@ use std::path::{Path, PathBuf};
 use gix::objs::{Kind, WriteTo};
 
 use super::deflate::{stored_zlib, Deflater};
+
+/// `ENTIRE_MIGRATE_ZLIB=zlib-rs` encodes blobs with gix's zlib-rs (fastest level) instead of [`Deflater`]: the
+/// "without" side of the with/without ratio `scripts/bench-migrate --zlib-compare` prints.
+pub const ZLIB_ENV: &str = "ENTIRE_MIGRATE_ZLIB";
+
+/// One zlib stream through gix's zlib-rs at the fastest level (the comparison baseline for [`Deflater`]).
+fn zlib_rs_fast(data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    use gix::zlib::stream::deflate;
+    let level = gix::zlib::Compression::BEST_SPEED;
+    let mut w = deflate::Write::new(std::mem::take(out), level);
+    w.write_all(data)?;
+    w.flush()?;
+    *out = w.into_inner();
+    Ok(())
+}
 use crate::git::repo::ObjectId;
 
 const TMP_STEM: &str = "tmp_entire-migrate";
@@ -205,12 +220,14 @@ fn write_pack(
     let mut entries = Vec::with_capacity(set.len());
     let mut raw = Vec::new();
     let mut deflater = Deflater::default();
+    let zlib_rs = std::env::var_os(ZLIB_ENV).is_some_and(|v| v == "zlib-rs");
     for (i, object) in set.objects().iter().enumerate() {
         raw.clear();
         entry_header(object.kind, object.data.len(), &mut raw);
         match object.kind {
             // Blobs (metadata.json) compress well. Commits and trees are mostly hashes: stored, they cost
             // nothing to encode for a few percent of pack size.
+            Kind::Blob if zlib_rs => zlib_rs_fast(&object.data, &mut raw)?,
             Kind::Blob => deflater.zlib(&object.data, &mut raw),
             _ => stored_zlib(&object.data, &mut raw),
         }
@@ -312,5 +329,20 @@ mod tests {
             entry_header(*kind, *size, &mut out);
             assert_eq!(&out, want, "{kind:?} {size}");
         }
+    }
+
+    #[test]
+    fn the_zlib_rs_baseline_appends_one_stream_that_inflates_back() {
+        let data = b"{\"session_id\": \"abc\", \"files\": [\"a\", \"a\", \"a\"]}".repeat(20);
+        let mut out = vec![0xaa];
+        zlib_rs_fast(&data, &mut out).expect("compress");
+        assert_eq!(out[0], 0xaa, "appends after what was there");
+        let mut back = vec![0u8; data.len()];
+        let mut z = gix::zlib::Decompress::new();
+        let status = z
+            .decompress(&out[1..], &mut back, gix::zlib::FlushDecompress::Finish)
+            .expect("valid zlib");
+        assert_eq!(status, gix::zlib::Status::StreamEnd);
+        assert_eq!(back, data);
     }
 }

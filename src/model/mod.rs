@@ -4,7 +4,9 @@
 //! Pure except for [`checkpoint`], which writes trees through [`crate::git::repo`].
 
 pub mod checkpoint;
+pub mod claude;
 pub mod id;
 pub mod metadata;
+pub mod redact;
 pub mod refname;
 pub mod transcript;
