@@ -8,13 +8,15 @@
 //! 3. [`store`]: one module per layout (per-checkpoint refs, legacy branch), routing by rollout settings, the
 //!    push queue shared with the upstream CLI.
 //! 4. [`sync`]: remotes, the batched push, lazy and pull-along fetch, commit trailers.
-//! 5. [`migrate`]: legacy branch → per-checkpoint refs.
+//! 5. [`migrate`]: legacy branch → per-checkpoint refs; [`attach`]: record a session that ran outside the
+//!    hooks and link it to a commit.
 //!
 //! [`report`] turns an error chain into the lines a user reads (each cause once).
 //!
 //! The command lines (`git entire`, `git entire-migrate`) live in the `entire-cli` crate and the remote helper's
 //! protocol loop in `entire-helper`; both use only what is exported here.
 
+pub mod attach;
 pub mod git;
 pub mod migrate;
 pub mod model;

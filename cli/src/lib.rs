@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod attach;
 pub mod error;
 mod fetch;
 mod fsck;
@@ -74,6 +75,8 @@ pub enum Command {
     Push(push::Args),
     /// Route a remote's pushes through git-remote-entire (`remote.<name>.pushurl = entire::<url>`).
     Install(install::Args),
+    /// Record an agent session that ran outside the hooks and link it to a commit (Entire-Checkpoint trailer).
+    Attach(attach::Args),
 }
 
 /// Entry point of `git-entire`.
@@ -94,6 +97,7 @@ pub fn main_git_entire() -> ExitCode {
         Command::Fetch(a) => fetch::run(&cli.global, a),
         Command::Push(a) => push::run(&cli.global, a),
         Command::Install(a) => install::run(&cli.global, a),
+        Command::Attach(a) => attach::run(&cli.global, a),
     };
     finish(result)
 }

@@ -10,3 +10,4 @@ pub mod metadata;
 pub mod redact;
 pub mod refname;
 pub mod transcript;
+pub mod validate;

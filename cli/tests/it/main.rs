@@ -1,4 +1,5 @@
 //! The one integration-test binary. Every module listed here is checked against the files on disk.
+mod attach;
 mod attach_analysis;
 mod cli_transport;
 mod env;
