@@ -132,7 +132,7 @@ fn from_claude(src: &Source, raw: &[u8]) -> Result<Prepared, AttachError> {
     );
     m.insert(
         "token_usage".into(),
-        serde_json::to_value(&analysis.tokens).unwrap_or(Value::Null),
+        serde_json::to_value(analysis.tokens).unwrap_or(Value::Null),
     );
     m.insert(
         "session_metrics".into(),
