@@ -6,6 +6,12 @@
 //! codes of RFC 1951 §3.2.6 — with a small hash table that is never cleared: positions are absolute across
 //! streams, and a candidate from an earlier stream is simply out of range.
 //!
+//! Measured (`scripts/bench-migrate --zlib-compare`, which reruns the migration with `ENTIRE_MIGRATE_ZLIB=zlib-rs`
+//! so blobs go through gix's zlib-rs at its fastest level instead; same run, minimum of 3, machine shared with
+//! other builds): 10,000 generated checkpoints 3.90 s with this encoder vs 4.19 s with zlib-rs (1.07× faster);
+//! on the 40-checkpoint sample the difference is inside the noise (18.3 ms vs 15.5 ms, 5 reps). It stays because
+//! the migration's common case is thousands of checkpoints; remove it if a later measurement shows no gain.
+//!
 //! Invariant: output is a function of the input bytes only (deterministic), and any zlib inflater decodes it
 //! back to exactly those bytes (tests round-trip through gix's inflater).
 
