@@ -99,43 +99,57 @@ pub fn pushed_to(dir: &Path, commit: &str) -> Result<Vec<String>, AttachError> {
         .collect())
 }
 
-/// `message` with `Entire-Checkpoint: <id>` added to its trailer block (git's rules).
-pub fn with_trailer(dir: &Path, message: &str, id: &CheckpointId) -> Result<String, AttachError> {
+/// Run `cmd` in `dir` with `input` on stdin; git's stdout on success, its stderr as the error otherwise.
+fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Result<String, AttachError> {
+    let what = format!("git {}", args.first().copied().unwrap_or(""));
     let mut cmd = gitcmd::git();
     cmd.current_dir(dir)
-        .args([
-            "interpret-trailers",
-            "--if-exists",
-            "addIfDifferent",
-            "--trailer",
-        ])
-        .arg(format!("{TRAILER}: {id}"))
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = gitcmd::spawn(&mut cmd)?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(message.as_bytes())
-            .map_err(|e| AttachError::Amend(format!("git interpret-trailers: {e}")))?;
+            .write_all(input.as_bytes())
+            .map_err(|e| AttachError::Amend(format!("{what}: {e}")))?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| AttachError::Amend(format!("git interpret-trailers: {e}")))?;
+        .map_err(|e| AttachError::Amend(format!("{what}: {e}")))?;
     if !out.status.success() {
-        return Err(AttachError::Amend(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(AttachError::Amend(if why.is_empty() {
+            format!("{what} exited with {}", out.status)
+        } else {
+            why
+        }));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `message` with `Entire-Checkpoint: <id>` added to its trailer block (git's rules).
+pub fn with_trailer(dir: &Path, message: &str, id: &CheckpointId) -> Result<String, AttachError> {
+    let trailer = format!("{TRAILER}: {id}");
+    run_with_input(
+        dir,
+        &[
+            "interpret-trailers",
+            "--if-exists",
+            "addIfDifferent",
+            "--trailer",
+            &trailer,
+        ],
+        message,
+    )
 }
 
 /// Amend HEAD's message to carry the trailer for `id`; returns the new commit ID.
 pub fn amend_head(dir: &Path, target: &Target, id: &CheckpointId) -> Result<String, AttachError> {
     let message = with_trailer(dir, &target.message, id)?;
-    let mut cmd = gitcmd::git();
-    cmd.current_dir(dir)
-        .args([
+    run_with_input(
+        dir,
+        &[
             "commit",
             "--amend",
             "--only",
@@ -144,26 +158,8 @@ pub fn amend_head(dir: &Path, target: &Target, id: &CheckpointId) -> Result<Stri
             "-q",
             "-F",
             "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = gitcmd::spawn(&mut cmd)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(message.as_bytes())
-            .map_err(|e| AttachError::Amend(format!("git commit --amend: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| AttachError::Amend(format!("git commit --amend: {e}")))?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(AttachError::Amend(if why.is_empty() {
-            format!("git commit --amend exited with {}", out.status)
-        } else {
-            why
-        }));
-    }
+        ],
+        &message,
+    )?;
     Ok(git_in(dir, &["rev-parse", "HEAD"])?.trim().to_string())
 }
