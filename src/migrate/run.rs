@@ -75,6 +75,7 @@ pub fn run(
         .iter()
         .partition(|c| !deleted.contains(c.id.as_str()));
     let existing = existing_refs(repo)?;
+    let blocked = symbolic_refs(repo);
     let mut objects = ObjectSet::new(hash);
     let ctx = plan::Context {
         odb: &odb,
@@ -82,7 +83,9 @@ pub fn run(
         cache: &cache,
         force: opts.force,
     };
-    let (planned, dates) = plan_and_date(repo, &ctx, source.tip, &legacy, &mut objects, progress)?;
+    let (mut planned, dates) =
+        plan_and_date(repo, &ctx, source.tip, &legacy, &mut objects, progress)?;
+    refuse_blocked(&mut planned, &blocked);
     let (commits, signed) = make_commits(repo, opts, &planned, &dates, &mut objects, progress)?;
     report.signed = signed;
     let mut result = assemble(planned, &commits, failures, &tombstoned);
@@ -144,7 +147,13 @@ fn existing_refs(repo: &Repo) -> Result<HashMap<String, Existing>, MigrateError>
         let Some((shard, id)) = name[CHECKPOINT_PREFIX.len()..].split_once('/') else {
             continue;
         };
-        if id.len() < 2 || id.contains('/') || !shard.eq_ignore_ascii_case(&id[id.len() - 2..]) {
+        // Valid IDs are ASCII; anything else (e.g. a non-ASCII name) is not ours, and must not be sliced.
+        if !id.is_ascii()
+            || !shard.is_ascii()
+            || id.len() < 2
+            || id.contains('/')
+            || !shard.eq_ignore_ascii_case(&id[id.len() - 2..])
+        {
             continue;
         }
         let canonical = shard == &id[id.len() - 2..];
@@ -160,6 +169,38 @@ fn existing_refs(repo: &Repo) -> Result<HashMap<String, Existing>, MigrateError>
         }
     }
     Ok(out)
+}
+
+/// Loose refs in the checkpoint namespace that are symbolic (packed refs never are): a migration must neither
+/// follow nor overwrite them, so the checkpoint whose ref name they hold is reported and skipped.
+fn symbolic_refs(repo: &Repo) -> HashSet<String> {
+    crate::git::packedrefs::loose_refs(&repo.common_dir(), CHECKPOINT_PREFIX)
+        .into_iter()
+        .filter(|name| {
+            repo.gix()
+                .try_find_reference(name.as_str())
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.target().try_id().is_none())
+        })
+        .collect()
+}
+
+/// Turn the plan of every checkpoint whose ref name is held by a symbolic ref into a failure.
+fn refuse_blocked(planned: &mut [Planned], blocked: &HashSet<String>) {
+    if blocked.is_empty() {
+        return;
+    }
+    for p in planned {
+        if let Step::Commit { ref_name, .. } = &p.step {
+            if blocked.contains(ref_name) {
+                let reason = format!(
+                    "{ref_name} is a symbolic ref, not a checkpoint commit; left alone (delete it to migrate)"
+                );
+                p.step = Step::Fail { reason };
+            }
+        }
+    }
 }
 
 /// Plan every checkpoint and date those that need a commit.

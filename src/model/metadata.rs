@@ -24,7 +24,22 @@ pub enum MetadataError {
     NotObject { what: String },
     #[error("{what}: missing or empty string field {field:?}")]
     Missing { what: String, field: &'static str },
+    #[error("{what}: {source}")]
+    InvalidId {
+        what: String,
+        #[source]
+        source: crate::model::validate::InvalidId,
+    },
+    #[error("{what}: field {field:?} contains a control character ({value:?})")]
+    ControlChar {
+        what: String,
+        field: &'static str,
+        value: String,
+    },
 }
+
+/// Fields of a session's `metadata.json` that end up in commit-message trailers (besides `session_id`).
+const TRAILER_FIELDS: [&str; 2] = ["strategy", "agent"];
 
 /// Parse `bytes` as a JSON object; `what` names the file in errors.
 pub fn parse_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, MetadataError> {
@@ -153,14 +168,29 @@ pub fn str_field<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 pub struct SessionMetadata(pub Map<String, Value>);
 
 impl SessionMetadata {
-    /// Parse and require a non-empty `session_id`.
+    /// Parse input from outside: require a valid `session_id` (the upstream rules of
+    /// [`crate::model::validate`]) and no control characters in the fields that become commit trailers, so
+    /// nothing from a session can forge a trailer or reach a path unvalidated.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Self, MetadataError> {
         let m = parse_object(bytes, what)?;
-        if str_field(&m, "session_id").is_none_or(str::is_empty) {
+        let Some(sid) = str_field(&m, "session_id").filter(|s| !s.is_empty()) else {
             return Err(MetadataError::Missing {
                 what: what.into(),
                 field: "session_id",
             });
+        };
+        crate::model::validate::session_id(sid).map_err(|source| MetadataError::InvalidId {
+            what: what.into(),
+            source,
+        })?;
+        for field in TRAILER_FIELDS {
+            if let Some(v) = str_field(&m, field).filter(|v| v.chars().any(char::is_control)) {
+                return Err(MetadataError::ControlChar {
+                    what: what.into(),
+                    field,
+                    value: v.into(),
+                });
+            }
         }
         Ok(SessionMetadata(m))
     }
@@ -282,6 +312,48 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn hostile_session_fields_rejected() {
+        for bad in [
+            r#"{"session_id": "s\nEntire-Checkpoint: 0123456789ab"}"#,
+            r#"{"session_id": "s\u0000x"}"#,
+            r#"{"session_id": "a/b"}"#,
+            r#"{"session_id": "a\\b"}"#,
+            r#"{"session_id": ".."}"#,
+            r#"{"session_id": "a:b"}"#,
+            r#"{"session_id": "a*"}"#,
+            r#"{"session_id": "-rf"}"#,
+            r#"{"session_id": "ok", "agent": "x\nSigned-off-by: m"}"#,
+            r#"{"session_id": "ok", "strategy": "x\ry"}"#,
+        ] {
+            let err = SessionMetadata::parse(bad.as_bytes(), "m.json").expect_err(bad);
+            assert!(err.to_string().starts_with("m.json: "), "{err}");
+        }
+        let ok = SessionMetadata::parse(
+            br#"{"session_id": "2026-01-25_test@123", "agent": "Claude Code"}"#,
+            "m.json",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the input, a parsed session can never put a line break into a trailer.
+        #[test]
+        fn parsed_sessions_never_carry_line_breaks(sid in ".{0,40}", agent in ".{0,20}") {
+            let json = serde_json::json!({"session_id": sid, "agent": agent}).to_string();
+            if let Ok(m) = SessionMetadata::parse(json.as_bytes(), "m.json") {
+                proptest::prop_assert!(!m.session_id().contains(['\n', '\r', '\0']));
+                proptest::prop_assert!(!m.get_str("agent").unwrap_or("").contains(['\n', '\r']));
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = SessionMetadata::parse(&bytes, "m.json");
+            let _ = RootMetadata::parse(&bytes, "m.json");
         }
     }
 

@@ -21,6 +21,7 @@ mod store;
 mod store_concurrency;
 mod store_sample;
 mod transports;
+mod validation;
 
 #[test]
 fn no_forgotten_test_modules() {
