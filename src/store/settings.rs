@@ -122,17 +122,45 @@ pub enum SettingsError {
     Env { var: &'static str, problem: String },
 }
 
+/// Largest settings file read (real ones are a few hundred bytes).
+const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+
+/// Read one settings file: absent is `None`; a symlink (it may be committed, pointing at `/dev/zero`), a FIFO or
+/// any other non-regular file, or one over [`MAX_SETTINGS_BYTES`], is an error naming the file.
 fn read_file(path: &Path) -> Result<Option<Map<String, Value>>, SettingsError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(SettingsError::Read {
-                path: path.into(),
-                source,
-            })
-        }
+    use std::io::Read;
+    let read_err = |source| SettingsError::Read {
+        path: path.into(),
+        source,
     };
+    let invalid = |problem: &str| SettingsError::Invalid {
+        path: path.into(),
+        problem: problem.into(),
+    };
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(m) => m.file_type(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_err(e)),
+    };
+    if kind.is_symlink() {
+        return Err(invalid(
+            "is a symbolic link; settings must be a regular file",
+        ));
+    }
+    if !kind.is_file() {
+        return Err(invalid("is not a regular file"));
+    }
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    if !file.metadata().map_err(read_err)?.is_file() {
+        return Err(invalid("is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SETTINGS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
+        return Err(invalid("is larger than 1 MiB"));
+    }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(Some(m)),
         Ok(_) => Err(SettingsError::Invalid {

@@ -83,3 +83,34 @@ fn migration_reports_and_skips_odd_local_refs() {
         "the symbolic ref is left alone"
     );
 }
+
+#[test]
+fn settings_files_must_be_small_regular_files() {
+    let env = TestEnv::new();
+    let repo = env.repo("settings");
+    std::fs::create_dir_all(repo.join(".entire")).expect("mkdir");
+    let file = repo.join(".entire/settings.json");
+    let check = |what: &str| {
+        // `timeout`: before the fix a FIFO hangs and /dev/zero reads until memory runs out.
+        let run = env
+            .run(&repo, "timeout", ["20", "git", "entire", "status"])
+            .code(1);
+        assert!(
+            run.stderr.contains(".entire/settings.json") && run.stderr.contains(what),
+            "{what}: {}",
+            run.stderr
+        );
+    };
+    std::os::unix::fs::symlink("/dev/zero", &file).expect("symlink");
+    check("symbolic link");
+    std::fs::remove_file(&file).expect("rm");
+    let fifo = env.run(&repo, "mkfifo", [path_str(&file)]);
+    assert_eq!(fifo.status, 0, "{}", fifo.stderr);
+    check("not a regular file");
+    std::fs::remove_file(&file).expect("rm");
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20));
+    std::fs::write(&file, big).expect("write");
+    check("larger than");
+    std::fs::write(&file, "{}").expect("write");
+    env.entire(&repo, &["status"]).ok();
+}
