@@ -31,6 +31,7 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
     let repo = Repo::discover_cwd()?;
     let endpoint = remote::checkpoint_remote(&repo, a.remote.as_deref()).map_err(remote_error)?;
     let report = fetch::fetch_missing(&repo, &endpoint.fetch_url, &ids).map_err(fetch_error)?;
+    warn_refused(&endpoint.display(), &report);
     let mut out = std::io::stdout().lock();
     if !g.quiet {
         for id in &report.fetched {
@@ -50,6 +51,13 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         endpoint.display(),
         missing.join(", ")
     )))
+}
+
+/// Report (once each) the refs the remote served that were refused.
+pub fn warn_refused(remote: &str, report: &FetchReport) {
+    for why in &report.refused {
+        eprintln!("warning: entire: refused a ref {remote} serves: {why}");
+    }
 }
 
 /// Map a fetch failure to its exit code: unreachable remote → 3.

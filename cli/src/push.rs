@@ -11,7 +11,7 @@ use super::{fetch::remote_error, CliError, Exit, Global};
 use entire::git::cmd as gitcmd;
 use entire::git::lsrefs::{self, RefValue};
 use entire::git::repo::{ObjectId, Repo};
-use entire::model::refname::{self, CHECKPOINT_PREFIX};
+use entire::model::refname::CHECKPOINT_PREFIX;
 use entire::store::queue::Queue;
 use entire::sync::push::{self, GitPush, PushOptions};
 use entire::sync::remote::{self, Transport};
@@ -94,7 +94,9 @@ fn reconcile(repo: &Repo, url: &str) -> Result<(usize, usize), CliError> {
     let mut missing = Vec::new();
     let mut differing = 0;
     for (name, value) in repo.refs_with_prefix(CHECKPOINT_PREFIX)? {
-        if !refname::is_queueable(&name) {
+        if let Some(why) = entire::sync::fetch::invalid_ref(repo, &name, value) {
+            // Only commits under checkpoint names are pushed on; the rest is reported and left alone.
+            eprintln!("warning: entire: not pushing {why}");
             continue;
         }
         match remote_refs.get(&name) {

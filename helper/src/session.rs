@@ -142,11 +142,16 @@ impl Session {
             }
         };
         match fetch::pull_along(repo, &url, walk) {
-            Ok(r) if r.fetched > 0 && self.opts.verbosity > 0 => {
-                eprintln!("entire: fetched {} checkpoint(s)", r.fetched);
+            Ok(r) => {
+                for why in &r.refused {
+                    eprintln!("warning: entire: refused a ref {url} serves: {why}");
+                }
+                if r.fetched > 0 && self.opts.verbosity > 0 {
+                    eprintln!("entire: fetched {} checkpoint(s)", r.fetched);
+                }
+                tracing::debug!(target: "entire::helper", ?r, "pull-along");
             }
-            Ok(r) => tracing::debug!(target: "entire::helper", ?r, "pull-along"),
-            Err(e) => eprintln!("warning: entire: checkpoints not fetched: {e}"),
+            Err(e) => eprintln!("warning: entire: checkpoints not fetched from {url}: {e}"),
         }
     }
 }

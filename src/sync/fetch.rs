@@ -10,6 +10,10 @@
 //! - Checkpoints already present locally (either shard spelling) are never fetched.
 //! - At most [`MAX_IDS_PER_FETCH`] IDs per child, so the server's 65,536 `ref-prefix` limit is never reached.
 //! - The fetch never touches `FETCH_HEAD`, tags or submodules, and never starts auto-maintenance.
+//! - Refs a remote serves are not trusted: after each fetch, every ref it created or moved under the namespace
+//!   must be a commit under a name that parses as a checkpoint ref (or a v2 ref). Anything else is deleted
+//!   again (compare-and-swap against the fetched value), reported once in [`FetchReport::refused`] and never
+//!   counted as fetched, listed or pushed on.
 //!
 //! Failure modes: [`FetchError::Unreachable`] when git could not fetch (network, authentication, no such
 //! repository) — distinct from an ID that is simply [`FetchReport::not_on_remote`].
@@ -54,6 +58,8 @@ pub struct FetchReport {
     pub not_on_remote: Vec<CheckpointId>,
     /// `git fetch` children run (round trips).
     pub round_trips: usize,
+    /// Refs the remote served that are not valid checkpoints (`name: why`); removed again after the fetch.
+    pub refused: Vec<String>,
 }
 
 /// The local ref of `id` under either shard spelling, canonical first.
@@ -91,8 +97,13 @@ pub fn fetch_missing(
             .flat_map(refname::spellings)
             .map(|name| format!("{name}*:{name}*"))
             .collect();
+        let prefixes: Vec<String> = chunk.iter().flat_map(refname::spellings).collect();
+        let before = snapshot(repo, &prefixes)?;
         fetch_refspecs(&repo_dir(repo), url, &specs)?;
         report.round_trips += 1;
+        report
+            .refused
+            .extend(refuse_invalid(repo, &before, &snapshot(repo, &prefixes)?)?);
         for id in chunk {
             if local_ref(repo, id)?.is_some() {
                 report.fetched.push(id.clone());
@@ -102,6 +113,61 @@ pub fn fetch_missing(
         }
     }
     Ok(report)
+}
+
+/// Every local ref under each of `prefixes`.
+fn snapshot(repo: &Repo, prefixes: &[String]) -> Result<Vec<(String, ObjectId)>, RepoError> {
+    let mut out = Vec::new();
+    for p in prefixes {
+        out.extend(repo.refs_with_prefix(p)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Why a ref a fetch wrote is not acceptable, if it is not.
+pub fn invalid_ref(repo: &Repo, name: &str, value: ObjectId) -> Option<String> {
+    if !refname::is_queueable(name) {
+        return Some(match refname::parse(name) {
+            Err(e) => e.to_string(),
+            Ok(_) => format!("{name:?} is not a checkpoint ref"),
+        });
+    }
+    match repo.gix().try_find_header(value) {
+        Ok(Some(h)) if h.kind() == gix::objs::Kind::Commit => None,
+        Ok(Some(h)) => Some(format!("{name} points at a {}, not a commit", h.kind())),
+        _ => Some(format!("{name} points at a missing object {value}")),
+    }
+}
+
+/// Delete (compare-and-swap) every ref of `after` that is new or moved since `before` and not a valid
+/// checkpoint; returns one line per refused ref.
+fn refuse_invalid(
+    repo: &Repo,
+    before: &[(String, ObjectId)],
+    after: &[(String, ObjectId)],
+) -> Result<Vec<String>, RepoError> {
+    let old: std::collections::HashMap<&str, ObjectId> =
+        before.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let mut refused = Vec::new();
+    for (name, value) in after {
+        if old.get(name.as_str()) == Some(value) {
+            continue;
+        }
+        let Some(why) = invalid_ref(repo, name, *value) else {
+            continue;
+        };
+        let update = crate::git::repo::RefUpdate {
+            name: name.clone(),
+            expected: Some(*value),
+            new: old.get(name.as_str()).copied(),
+        };
+        repo.transaction(&[update], "entire: refuse invalid checkpoint ref")?;
+        tracing::debug!(target: "entire::fetch", "refused a ref the remote served: {why}");
+        refused.push(why);
+    }
+    Ok(refused)
 }
 
 fn repo_dir(repo: &Repo) -> std::path::PathBuf {
@@ -192,6 +258,8 @@ pub struct PullReport {
     pub wanted: usize,
     pub fetched: usize,
     pub round_trips: usize,
+    /// Refs the remote served that are not valid checkpoints (`name: why`); removed again after the fetch.
+    pub refused: Vec<String>,
 }
 
 /// Pull along checkpoints after a code fetch brought the commits selected by `new_commits`.
@@ -203,11 +271,13 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
             let spec = format!("{CHECKPOINT_PREFIX}*:{CHECKPOINT_PREFIX}*");
             fetch_refspecs(&repo_dir(repo), url, &[spec])?;
             let after = repo.refs_with_prefix(CHECKPOINT_PREFIX)?;
-            let changed = after.iter().filter(|r| !before.contains(r)).count();
+            let refused = refuse_invalid(repo, &before, &after)?;
+            let changed = after.iter().filter(|r| !before.contains(r)).count() - refused.len();
             Ok(PullReport {
                 wanted: changed,
                 fetched: changed,
                 round_trips: 1,
+                refused,
             })
         }
         Policy::Referenced { limit } => {
@@ -223,6 +293,7 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
                 wanted: ids.len(),
                 fetched: report.fetched.len(),
                 round_trips: report.round_trips,
+                refused: report.refused,
             })
         }
     }

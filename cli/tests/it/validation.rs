@@ -4,8 +4,11 @@
 use std::path::Path;
 
 use crate::env::TestEnv;
-use crate::fixtures::{path_str, refs, session, set_mode};
+use crate::fixtures::{
+    commit_linking, cp_ref, hex_id, path_str, refs, session, set_mode, write_checkpoint,
+};
 use crate::migrate::{checkpoint_refs, migrate, sample_repo};
+use crate::transports::{Kind, Served};
 
 const NS: &str = "refs/entire/checkpoints/";
 
@@ -113,4 +116,79 @@ fn settings_files_must_be_small_regular_files() {
     check("larger than");
     std::fs::write(&file, "{}").expect("write");
     env.entire(&repo, &["status"]).ok();
+}
+
+/// A served repository whose checkpoint namespace holds one valid checkpoint and hostile refs: a valid name
+/// pointing at a blob, a wrong shard, a lowercase ULID, extra segments and a non-ASCII name (all at commits).
+/// Returns (served, the valid ID, the ID whose ref is a blob, the hostile ref names).
+fn hostile_server() -> (Served, String, String, Vec<String>) {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let seed = env.path().join("seed");
+    let good = hex_id(1);
+    let commit = write_checkpoint(env, &seed, &good, None);
+    commit_linking(env, &seed, "linked", &[&good]);
+    s.push_plain(&seed, &["main", &format!("{NS}*:{NS}*")]);
+    let server = s.path("server.git");
+    let blob = env.git_stdin(&server, &["hash-object", "-w", "--stdin"], "not a commit\n");
+    let blob_id = hex_id(2);
+    let hostile = vec![
+        cp_ref(&blob_id),
+        format!("{NS}zz/{}", hex_id(3)),
+        format!("{NS}av/01arz3ndektsv4rrffq69g5fav"),
+        format!("{NS}cd/x/{}", hex_id(4)),
+        format!("{NS}xx/abc€"),
+    ];
+    env.git(&server, &["update-ref", &hostile[0], &blob]);
+    for name in &hostile[1..] {
+        env.git(&server, &["update-ref", name, &commit]);
+    }
+    (s, good, blob_id, hostile)
+}
+
+#[test]
+fn refs_a_remote_serves_are_checked_before_they_are_stored() {
+    let (s, good, blob_id, hostile) = hostile_server();
+    let env = &s.env;
+    let url = s.url("server.git");
+    // Pull-along of everything: only the valid checkpoint lands, each hostile ref is reported once.
+    let run = env
+        .run(
+            env.path(),
+            "git",
+            [
+                "-c",
+                "entire.fetchCheckpoints=all",
+                "clone",
+                &format!("entire::{url}"),
+                "all",
+            ],
+        )
+        .ok();
+    let local = env.path().join("all");
+    let got: Vec<String> = refs(env, &local, NS).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(got, vec![cp_ref(&good)], "{}", run.stderr);
+    for name in &hostile {
+        assert_eq!(
+            run.stderr.matches(name.as_str()).count(),
+            1,
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    // Lazy fetch of the ID whose ref is a blob: refused, not "fetched", no local ref.
+    let run = env.entire(&local, &["fetch", &blob_id]).code(1);
+    assert!(run.stderr.contains("not a commit"), "{}", run.stderr);
+    assert!(!run.stdout.contains("fetched"), "{}", run.stdout);
+    assert!(refs(env, &local, NS).len() == 1);
+    // push --reconcile never pushes on a local ref that is not a commit under a checkpoint name.
+    let blob = env.git_stdin(&local, &["hash-object", "-w", "--stdin"], "local blob\n");
+    env.git(&local, &["update-ref", &cp_ref(&blob_id), &blob]);
+    let other = s.bare("other.git");
+    let run = env
+        .entire(&local, &["push", "--reconcile", path_str(&other)])
+        .ok();
+    assert!(run.stderr.contains(&cp_ref(&blob_id)), "{}", run.stderr);
+    let pushed: Vec<String> = refs(env, &other, NS).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(pushed, vec![cp_ref(&good)]);
 }
