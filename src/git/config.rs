@@ -1,23 +1,32 @@
-//! git config as the transport code must see it: the repository's config plus `git -c key=value` overrides.
+//! git config as git itself layers it: system, global, repository, `GIT_CONFIG_COUNT`/`_KEY_n`/`_VALUE_n`,
+//! then `git -c key=value` (which git hands to its children — the remote helper, hooks, `git entire` — only
+//! through `GIT_CONFIG_PARAMETERS`).
 //!
-//! git hands `-c` values to its children (the remote helper, hooks) only through `GIT_CONFIG_PARAMETERS`,
-//! which gix does not read. [`get`] looks there first (the last occurrence wins, as in git), then in the
-//! repository's config snapshot.
+//! One view for the whole library: [`crate::git::repo::Repo::discover`] opens every repository with
+//! [`cli_overrides`] applied as gix command-line overrides, and gix reads `GIT_CONFIG_COUNT` itself, so
+//! every in-process read (`Repo::config_string`, gix's remote and identity resolution) sees what git sees.
 //!
 //! Invariant: a malformed `GIT_CONFIG_PARAMETERS` is ignored (git itself would have refused to start), never
 //! an error.
 
 use crate::git::repo::Repo;
 
-/// The value of `key` (e.g. `entire.fetchCheckpoints`) for `repo`, honouring `git -c`.
+/// The value of `key` (e.g. `entire.fetchCheckpoints`) for `repo`, honouring `git -c` and `GIT_CONFIG_*`.
 pub fn get(repo: &Repo, key: &str) -> Option<String> {
-    if let Some(v) = std::env::var("GIT_CONFIG_PARAMETERS")
-        .ok()
-        .and_then(|p| from_parameters(&p, key))
-    {
-        return Some(v);
-    }
     repo.config_string(key)
+}
+
+/// `GIT_CONFIG_PARAMETERS` as `key=value` overrides for gix (a key without a value is boolean true).
+/// Entries gix could not take apart unambiguously (a `=` inside the key) are left out.
+pub fn cli_overrides() -> Vec<String> {
+    std::env::var("GIT_CONFIG_PARAMETERS")
+        .ok()
+        .and_then(|p| parse_parameters(&p))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !k.contains('='))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// Compare config keys: section and name case-insensitively, a subsection exactly.

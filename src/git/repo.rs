@@ -115,11 +115,22 @@ pub struct Repo {
 impl Repo {
     /// Discover the repository containing `dir`, honouring git's environment variables.
     pub fn discover(dir: &Path) -> Result<Self, RepoError> {
-        let repo =
-            gix::discover_with_environment_overrides(dir).map_err(|e| RepoError::NotARepo {
-                path: dir.to_path_buf(),
-                source: Box::new(e),
-            })?;
+        // `git -c` reaches us only through GIT_CONFIG_PARAMETERS, which gix does not read: hand it over as
+        // command-line overrides, so every setting read in-process sees git's layered view.
+        let overrides = crate::git::config::cli_overrides();
+        let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
+        trust.full = trust.full.cli_overrides(overrides.clone());
+        trust.reduced = trust.reduced.cli_overrides(overrides);
+        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+            dir,
+            Default::default(),
+            trust,
+        )
+        .map_err(|e| RepoError::NotARepo {
+            path: dir.to_path_buf(),
+            source: Box::new(e),
+        })?
+        .to_thread_local();
         Ok(Repo { repo })
     }
 

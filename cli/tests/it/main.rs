@@ -13,6 +13,7 @@ mod messages;
 mod migrate;
 mod migrate_history;
 mod migrate_options;
+mod parity;
 mod push_runs;
 mod queue;
 mod remote_resolution;
