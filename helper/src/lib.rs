@@ -19,6 +19,7 @@ mod pktline;
 mod protocol;
 mod relay;
 mod session;
+mod wanted;
 
 /// Entry point of `git-remote-entire` (the binary in `entire-cli` sets up logging, then calls this with the
 /// long help text); exit 0 unless the protocol itself broke, 128 on an internal error or panic.

@@ -3,8 +3,12 @@
 //!
 //! - `connect`: only a push to a local repository with no checkpoint queued for it is connected straight to
 //!   `git-receive-pack` (git then pushes exactly as for the plain URL); everything else answers `fallback`.
-//! - `list` / `list for-push`: in-process protocol-v2 `ls-refs` for `HEAD`, `refs/heads/`, `refs/tags/` (plus
+//! - `list for-push`: in-process protocol-v2 `ls-refs` for `HEAD`, `refs/heads/`, `refs/tags/` (plus
 //!   `entire.listPrefixes`); checkpoint refs are never listed, so `--mirror`/`--prune` cannot delete them.
+//! - `list`: the same, widened to what git's request needs ([`crate::wanted`]: `refs/notes/…`, `refs/changes/*`,
+//!   `clone --mirror`, `ls-remote`); `refs/entire/` is left out except for `ls-remote` (checkpoints arrive
+//!   through the validated pull-along). An unborn `HEAD` is left out (clone of an empty repository or one with
+//!   an unborn HEAD then works as with the plain URL), and a null ID is never fetched.
 //! - `fetch`: ONE `git fetch` child by object ID (depth, filter and shallow options passed through), then the
 //!   checkpoint pull-along, then the blank line. A failed fetch exits before the blank line, which is the only
 //!   way git notices (it ignores the exit code after a fetch).
@@ -23,8 +27,7 @@ use entire::sync::push::{self, GitPush};
 
 use crate::protocol::{parse_command, Command};
 use crate::session::Session;
-
-const DEFAULT_PREFIXES: [&str; 3] = ["HEAD", "refs/heads/", "refs/tags/"];
+use crate::wanted::{self, Request, DEFAULT_PREFIXES};
 
 /// Serve git until it ends the session.
 pub fn serve(mut s: Session) -> anyhow::Result<()> {
@@ -104,19 +107,51 @@ fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
 
 fn prefixes(s: &Session) -> Vec<String> {
     let mut out: Vec<String> = DEFAULT_PREFIXES.iter().map(|p| p.to_string()).collect();
-    if let Some(extra) = s
-        .repo
+    out.extend(configured_prefixes(s));
+    out
+}
+
+/// `entire.listPrefixes`: extra prefixes always listed (never inside `refs/entire/`).
+fn configured_prefixes(s: &Session) -> Vec<String> {
+    s.repo
         .as_ref()
         .and_then(|r| entire::git::config::get(r, "entire.listPrefixes"))
-    {
-        out.extend(
+        .map(|extra| {
             extra
                 .split([',', ' '])
                 .filter(|p| !p.is_empty() && !p.starts_with("refs/entire/"))
-                .map(str::to_string),
-        );
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What git's fetch will ask for: the command line that started us plus the remote's configured refspecs.
+fn fetch_request(s: &Session) -> Request {
+    let mut req = wanted::parent_git_argv()
+        .and_then(|argv| wanted::from_git_argv(&argv))
+        .unwrap_or_default();
+    if let Some(repo) = &s.repo {
+        let section = format!("remote.{}", s.argv1);
+        if repo
+            .config_string(&format!("{section}.mirror"))
+            .is_some_and(|v| v == "true")
+        {
+            req.all = true;
+        }
+        if let Some(specs) = repo
+            .gix()
+            .config_snapshot()
+            .plumbing()
+            .strings(format!("{section}.fetch").as_str())
+        {
+            for spec in specs {
+                req.add_refspec(&spec.to_string());
+            }
+        }
     }
-    out
+    req.extra.extend(configured_prefixes(s));
+    req
 }
 
 fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
@@ -125,9 +160,14 @@ fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
     } else {
         &s.endpoint.fetch_url
     };
-    let prefixes = prefixes(s);
+    let request = (!for_push).then(|| fetch_request(s));
+    let prefixes = match &request {
+        Some(r) => r.prefixes(),
+        None => prefixes(s),
+    };
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     let listing = lsrefs::ls_refs(s.repo.as_ref(), url, &prefixes)?;
+    let ls_remote = request.as_ref().is_some_and(|r| r.ls_remote);
     let mut lines = Vec::new();
     if s.opts.object_format {
         lines.push(format!(
@@ -136,7 +176,14 @@ fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
         ));
     }
     for r in &listing.refs {
+        // Checkpoint refs come along through the pull-along policy, validated; never through git's fetch.
+        if !ls_remote && r.name.starts_with("refs/entire/") {
+            continue;
+        }
         match &r.value {
+            // An unborn HEAD is left out: the helper's `list` cannot say "unborn" (a symbolic ref without a
+            // value makes clone ask for the null ID and leave no HEAD at all).
+            RefValue::Symbolic { id: None, .. } => {}
             RefValue::Symbolic { target, .. } => lines.push(format!("@{target} {}", r.name)),
             RefValue::Object { id, peeled } => {
                 lines.push(format!("{id} {}", r.name));
@@ -171,7 +218,12 @@ fn fetch_batch(s: &mut Session, first: String) -> anyhow::Result<()> {
             other => bail!("unexpected {other:?} inside a fetch batch"),
         }
     }
-    run_fetch(s, &oids)?;
+    // An unborn HEAD is listed as a symbolic ref without a value; git then asks for the null ID. There is
+    // nothing to fetch for it (plain git's protocol v2 never asks).
+    oids.retain(|o| !o.bytes().all(|b| b == b'0'));
+    if !oids.is_empty() {
+        run_fetch(s, &oids)?;
+    }
     let fetched: Vec<ObjectId> = oids
         .iter()
         .filter_map(|o| ObjectId::from_hex(o.as_bytes()).ok())

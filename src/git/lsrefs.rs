@@ -127,7 +127,12 @@ fn ls_refs_in(
         url: url.to_string(),
         source,
     };
-    let specs: Vec<String> = prefixes.iter().map(|p| spec_for(p)).collect();
+    // `refs/` means everything: no `ref-prefix` at all (gix turns a `refs/*` refspec into a listing of `HEAD`
+    // alone).
+    let specs: Vec<String> = match prefixes.contains(&"refs/") {
+        true => Vec::new(),
+        false => prefixes.iter().map(|p| spec_for(p)).collect(),
+    };
     let remote = repo
         .remote_at(url)
         .map_err(|e| setup("invalid URL", Box::new(e)))?
@@ -235,6 +240,10 @@ fn local_exact(remote: &gix::Repository, name: &str) -> Option<Vec<RemoteRef>> {
     let Ok(Some(mut r)) = remote.try_find_reference(name) else {
         return Some(Vec::new());
     };
+    // gix expands short names (`other` → `refs/heads/other`); the protocol lists exact names only.
+    if r.name().as_bstr() != name.as_bytes() {
+        return Some(Vec::new());
+    }
     let value = match r
         .target()
         .try_name()

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::env::{Run, TestEnv};
 use crate::fixtures::{cp_ref, hex_id, path_str, ref_value, write_checkpoint};
+use crate::transports::{Kind, Served};
 
 const NS: &str = "refs/entire/checkpoints/";
 
@@ -75,4 +76,262 @@ fn git_config_overrides_win_for_in_process_settings() {
     entire_fetch(&env, &local, &vars, &["-c", "entire.remote=origin"], &id).code(1);
     entire_fetch(&env, &local, &vars, &[], &id).ok();
     assert!(fetched());
+}
+
+/// What a scenario left behind, for comparison between the plain URL and `entire::<url>`.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    code: i32,
+    /// `git for-each-ref` of the target repository (plus HEAD's target), or `git ls-remote`'s stdout.
+    refs: String,
+    /// The user-visible status lines on stderr, with the URL spelled the same way.
+    status: Vec<String>,
+}
+
+/// The stderr lines a user reads as the result (ref updates, warnings, errors), URL-normalised.
+fn status_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(|l| l.replace("entire::", ""))
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with('*')
+                || t.starts_with('+')
+                || t.starts_with('!')
+                || t.starts_with("warning:")
+                || t.starts_with("fatal:")
+                || t.starts_with("error:")
+                || t.starts_with("From ")
+                || l.contains(" -> ")
+        })
+        .collect()
+}
+
+/// The refs of a repository a scenario wrote (`FETCH_HEAD` included when present).
+fn repo_refs(env: &TestEnv, dir: &Path, with_head: bool) -> String {
+    if !dir.exists() {
+        return "(no repository)".into();
+    }
+    let mut out = env
+        .run(
+            dir,
+            "git",
+            [
+                "for-each-ref",
+                "--format=%(objectname) %(refname) %(symref)",
+            ],
+        )
+        .stdout;
+    if with_head {
+        out.push_str(&env.run(dir, "git", ["symbolic-ref", "-q", "HEAD"]).stdout);
+    }
+    let fetch_head = ["FETCH_HEAD", ".git/FETCH_HEAD"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .unwrap_or_default();
+    out + &fetch_head.replace("entire::", "")
+}
+
+/// One scenario: `args` with `{url}` replaced; `{dir}` is a fresh directory per run. `init`: run inside a
+/// freshly initialised repository (fetch) instead of the environment root (clone, ls-remote).
+struct Scenario {
+    name: &'static str,
+    repo: &'static str,
+    args: &'static [&'static str],
+    init: bool,
+    /// Known difference, not compared: the branch a clone's HEAD names when the remote HEAD is unborn. Protocol
+    /// v2 says "unborn HEAD → <branch>"; the remote-helper `list` cannot (over file, git daemon and ssh the
+    /// clone gets the local default branch, as plain git over protocol v0 does).
+    unborn_head: bool,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "clone",
+        repo: "server.git",
+        args: &["clone", "{url}", "{dir}"],
+        init: false,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "clone-empty",
+        repo: "empty.git",
+        args: &["clone", "{url}", "{dir}"],
+        init: false,
+        unborn_head: true,
+    },
+    Scenario {
+        name: "clone-unborn",
+        repo: "unborn.git",
+        args: &["clone", "{url}", "{dir}"],
+        init: false,
+        unborn_head: true,
+    },
+    Scenario {
+        name: "clone-mirror",
+        repo: "server.git",
+        args: &["clone", "--mirror", "{url}", "{dir}"],
+        init: false,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "ls-remote",
+        repo: "server.git",
+        args: &["ls-remote", "{url}"],
+        init: false,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "ls-remote-empty",
+        repo: "empty.git",
+        args: &["ls-remote", "{url}"],
+        init: false,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "ls-remote-pattern",
+        repo: "server.git",
+        args: &["ls-remote", "{url}", "commits"],
+        init: false,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "fetch-notes",
+        repo: "server.git",
+        args: &["fetch", "{url}", "refs/notes/commits"],
+        init: true,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "fetch-changes-glob",
+        repo: "server.git",
+        args: &["fetch", "{url}", "refs/changes/*:refs/changes/*"],
+        init: true,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "fetch-pull",
+        repo: "server.git",
+        args: &["fetch", "{url}", "+refs/pull/1/head:refs/remotes/pr/1"],
+        init: true,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "fetch-short-names",
+        repo: "server.git",
+        args: &["fetch", "{url}", "main", "tag", "v1"],
+        init: true,
+        unborn_head: false,
+    },
+    Scenario {
+        name: "fetch-missing",
+        repo: "server.git",
+        args: &["fetch", "{url}", "refs/heads/nope"],
+        init: true,
+        unborn_head: false,
+    },
+];
+
+/// Serve `server.git` with refs outside heads and tags, an empty repository and one with an unborn HEAD.
+fn parity_server(kind: Kind) -> Served {
+    let s = Served::new(kind);
+    let env = &s.env;
+    let seed = env.path().join("seed");
+    env.git(&seed, &["tag", "-a", "-m", "v1", "v1"]);
+    env.git(&seed, &["notes", "add", "-m", "a note"]);
+    let head = env.git(&seed, &["rev-parse", "HEAD"]);
+    for r in [
+        "refs/changes/01/1/1",
+        "refs/changes/02/2/1",
+        "refs/pull/1/head",
+    ] {
+        env.git(&seed, &["update-ref", r, &head]);
+    }
+    s.push_plain(
+        &seed,
+        &[
+            "--tags",
+            "refs/notes/*:refs/notes/*",
+            "refs/changes/*:refs/changes/*",
+            "refs/pull/*:refs/pull/*",
+        ],
+    );
+    s.bare("empty.git");
+    let unborn = s.bare("unborn.git");
+    env.git(&seed, &["push", "-q", path_str(&unborn), "main:side"]);
+    env.git(&unborn, &["symbolic-ref", "HEAD", "refs/heads/trunk"]);
+    s
+}
+
+fn run_scenario(s: &Served, sc: &Scenario, via_helper: bool) -> Outcome {
+    let env = &s.env;
+    let tag = if via_helper { "entire" } else { "plain" };
+    let dir = env.path().join(format!("{}-{tag}", sc.name));
+    let url = match via_helper {
+        true => format!("entire::{}", s.url(sc.repo)),
+        false => s.url(sc.repo),
+    };
+    let args: Vec<String> = sc
+        .args
+        .iter()
+        .map(|a| a.replace("{url}", &url).replace("{dir}", path_str(&dir)))
+        .collect();
+    let cwd = if sc.init {
+        env.git(env.path(), &["init", "-q", path_str(&dir)]);
+        dir.clone()
+    } else {
+        env.path().to_path_buf()
+    };
+    let run = env.run(&cwd, "git", &args);
+    let refs = if sc.args[0] == "ls-remote" {
+        run.stdout.clone()
+    } else {
+        repo_refs(env, &dir, !sc.unborn_head)
+    };
+    Outcome {
+        code: run.status,
+        refs: refs.replace(path_str(&dir), "{dir}"),
+        status: status_lines(&run.stderr),
+    }
+}
+
+/// Every scenario, plain and through the helper; returns the names of those that differ, with both outcomes.
+fn compare_all(kind: Kind) {
+    let s = parity_server(kind);
+    let mut differ = Vec::new();
+    for sc in SCENARIOS {
+        let plain = run_scenario(&s, sc, false);
+        let helper = run_scenario(&s, sc, true);
+        if plain != helper {
+            differ.push(format!(
+                "{}:\n  plain:  {plain:?}\n  entire: {helper:?}",
+                sc.name
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{kind:?}: entire:: differs from the plain URL in\n{}",
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn fetch_clone_ls_remote_parity_over_file() {
+    compare_all(Kind::File);
+}
+
+#[test]
+fn fetch_clone_ls_remote_parity_over_git_daemon() {
+    compare_all(Kind::Daemon);
+}
+
+#[test]
+fn fetch_clone_ls_remote_parity_over_http() {
+    compare_all(Kind::Http);
+}
+
+#[test]
+fn fetch_clone_ls_remote_parity_over_ssh() {
+    compare_all(Kind::Ssh);
 }
