@@ -114,6 +114,7 @@ fn remote_checkpoint_refs(repo: &Repo, url: &str) -> Result<HashMap<String, Obje
     let unreachable = |e: &dyn std::fmt::Display| {
         CliError::new(Exit::Unreachable, anyhow::anyhow!("cannot list {url}: {e}"))
     };
+    entire::sync::policy::check(Some(repo), url).map_err(CliError::user)?;
     let mut out = HashMap::new();
     if remote::transport_of(url) == Transport::Own {
         let listing =

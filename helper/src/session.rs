@@ -58,6 +58,10 @@ pub fn start(args: &[String], help: &dyn Fn() -> String) -> anyhow::Result<Start
         remote::resolve_helper_args(repo.as_ref(), argv1, args.get(1).map(String::as_str))
             .with_context(|| format!("cannot resolve {argv1}"))?;
     tracing::debug!(target: "entire::helper", ?endpoint, "session start");
+    // git checked `protocol.entire.allow`; the transport behind it is ours to check, before any connection.
+    for url in [&endpoint.fetch_url, &endpoint.push_url] {
+        entire::sync::policy::check(repo.as_ref(), url)?;
+    }
     Ok(Start::Serve(Box::new(Session {
         io: Io::new(),
         opts: Options::default(),

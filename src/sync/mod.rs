@@ -7,5 +7,6 @@
 pub mod fetch;
 pub mod lazy;
 pub mod linked;
+pub mod policy;
 pub mod push;
 pub mod remote;

@@ -335,3 +335,95 @@ fn fetch_clone_ls_remote_parity_over_http() {
 fn fetch_clone_ls_remote_parity_over_ssh() {
     compare_all(Kind::Ssh);
 }
+
+#[test]
+fn git_transport_policy_applies_behind_entire() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let url = s.url("server.git");
+    let local = s.clone_local("local");
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "new"]);
+    let before = ref_value(env, &s.path("server.git"), "refs/heads/main");
+    let refused = |vars: &[(&str, &str)], args: &[&str]| {
+        for via in [url.clone(), format!("entire::{url}")] {
+            let mut c = env.cmd("git", &local);
+            for (k, v) in vars {
+                c.env(k, v);
+            }
+            let full: Vec<String> = args.iter().map(|a| a.replace("{url}", &via)).collect();
+            let out = c.args(&full).output().expect("runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(128), "{via} {args:?}: {stderr}");
+            assert!(
+                stderr.contains("transport 'file' not allowed"),
+                "{via} {args:?}: {stderr}"
+            );
+        }
+    };
+    let never = ["-c", "protocol.file.allow=never"];
+    refused(&[], &[never[0], never[1], "ls-remote", "{url}"]);
+    refused(&[], &[never[0], never[1], "push", "{url}", "main"]);
+    refused(&[], &[never[0], never[1], "fetch", "{url}"]);
+    refused(
+        &[],
+        &[
+            "-c",
+            "protocol.allow=never",
+            "-c",
+            "protocol.entire.allow=always",
+            "ls-remote",
+            "{url}",
+        ],
+    );
+    refused(
+        &[("GIT_ALLOW_PROTOCOL", "entire:ssh")],
+        &["ls-remote", "{url}"],
+    );
+    // `user`: refused when git says the URL did not come from the user (submodules).
+    refused(
+        &[("GIT_PROTOCOL_FROM_USER", "0")],
+        &[
+            "-c",
+            "protocol.entire.allow=always",
+            "push",
+            "{url}",
+            "main",
+        ],
+    );
+    assert_eq!(
+        ref_value(env, &s.path("server.git"), "refs/heads/main"),
+        before,
+        "nothing pushed"
+    );
+    // Allowed explicitly: both work.
+    let mut c = env.cmd("git", &local);
+    c.env("GIT_ALLOW_PROTOCOL", "entire:file");
+    let out = c
+        .args(["push", &format!("entire::{url}"), "main"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `git entire push --reconcile` lists in-process: the same policy.
+    let run = env.run(
+        &local,
+        "git",
+        [
+            "-c",
+            "protocol.file.allow=never",
+            "entire",
+            "push",
+            "--reconcile",
+            &url,
+        ],
+    );
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("transport 'file' not allowed"),
+        "{}",
+        run.stderr
+    );
+}
