@@ -216,8 +216,29 @@ pub fn fetch_refspecs(dir: &Path, url: &str, specs: &[String]) -> Result<(), Fet
     }
     Err(FetchError::Unreachable {
         url: url.to_string(),
-        message: crate::sync::push::child::last_error_line(&stderr),
+        message: fetch_failure(&stderr, out.status),
     })
+}
+
+/// What made a `git fetch` child fail: its last `fatal:`/`error:` line, else its exit status (never a
+/// message about some other command).
+fn fetch_failure(stderr: &str, status: std::process::ExitStatus) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .collect();
+    let pick = lines
+        .iter()
+        .find(|l| l.starts_with("fatal:"))
+        .or_else(|| lines.last());
+    match pick {
+        Some(l) => l
+            .trim_start_matches("fatal: ")
+            .trim_start_matches("error: ")
+            .to_string(),
+        None => format!("git fetch failed ({status}) without a message"),
+    }
 }
 
 /// `entire.fetchCheckpoints`: which checkpoint refs a code fetch pulls along.
@@ -335,5 +356,29 @@ pub fn walk_new_commits(fetched: &[ObjectId]) -> Walk {
         revs: Vec::new(),
         stdin: fetched.iter().map(|o| o.to_string()).collect(),
         max_ids: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fetch_failure;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn failure_messages_name_the_fetch() {
+        let status = std::process::ExitStatus::from_raw(128 << 8);
+        let cases = [
+            (
+                "fatal: could not read from remote repository\n",
+                "could not read from remote repository",
+            ),
+            ("hint: x\nerror: oops\n", "oops"),
+            ("", "git fetch failed (exit status: 128) without a message"),
+        ];
+        for (stderr, want) in cases {
+            let got = fetch_failure(stderr, status);
+            assert_eq!(got, want);
+            assert!(!got.contains("push"), "{got}");
+        }
     }
 }

@@ -192,3 +192,53 @@ fn refs_a_remote_serves_are_checked_before_they_are_stored() {
     let pushed: Vec<String> = refs(env, &other, NS).into_iter().map(|(n, _)| n).collect();
     assert_eq!(pushed, vec![cp_ref(&good)]);
 }
+
+/// Every file under `dir` with its length and modification time.
+fn tree_state(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().expect("mtime")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn read_commands_write_nothing_and_show_names_a_missing_remote() {
+    let env = TestEnv::new();
+    let repo = env.repo("ro");
+    set_mode(&repo, Some("refs-v1"));
+    let dir = session(&env, "s", r#"{"session_id": "s-1"}"#, b"{}\n");
+    let id = env
+        .entire(&repo, &["write", path_str(&dir)])
+        .ok()
+        .trimmed()
+        .to_string();
+    crate::fixtures::commit_linking(&env, &repo, "linked", &[&id]);
+    // Read commands must work on a repository they cannot write to (tests run as root, so "cannot write" is
+    // checked as "did not write").
+    let before = tree_state(&repo.join(".git"));
+    env.entire(&repo, &["status"]).ok();
+    env.entire(&repo, &["show", &id]).ok();
+    env.entire(&repo, &["list", "--no-fetch"]).ok();
+    assert_eq!(
+        tree_state(&repo.join(".git")),
+        before,
+        "a read command wrote to .git"
+    );
+    // A checkpoint that is neither local nor fetchable: the message says there is no remote.
+    let run = env.entire(&repo, &["show", "0123456789ab"]).code(1);
+    assert!(
+        run.stderr.contains("no remote to fetch it from"),
+        "{}",
+        run.stderr
+    );
+}

@@ -80,7 +80,14 @@ impl CheckpointSummary {
             line.push_str(&format!(", {} already there", self.up_to_date));
         }
         if !self.kept.is_empty() {
-            let reasons: BTreeSet<&str> = self.kept.iter().map(|(_, why)| why.as_str()).collect();
+            let reasons: BTreeSet<&str> = self
+                .kept
+                .iter()
+                .map(|(_, why)| match why.trim() {
+                    "" => "the remote gave no reason",
+                    why => why,
+                })
+                .collect();
             let reasons: Vec<&str> = reasons.into_iter().take(3).collect();
             line.push_str(&format!(
                 ", {} stay queued ({})",
@@ -267,4 +274,24 @@ fn covers_namespace(repo: &Repo, entries: &[Staged]) -> Result<bool, StageError>
     Ok(all
         .iter()
         .all(|(name, value)| queued.get(name.as_str()) == Some(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CheckpointSummary;
+
+    #[test]
+    fn summary_never_ends_in_an_empty_reason() {
+        let s = CheckpointSummary {
+            pushed: 1,
+            kept: vec![("a".into(), String::new()), ("b".into(), " ".into())],
+            ..CheckpointSummary::default()
+        };
+        let line = s.line("origin").expect("a line");
+        assert!(!line.contains("()"), "{line}");
+        assert!(
+            line.ends_with("2 stay queued (the remote gave no reason)"),
+            "{line}"
+        );
+    }
 }
