@@ -47,6 +47,10 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
                 continue;
             }
         };
+        if let Some(why) = entire::sync::fetch::invalid_ref(&repo, &name, commit) {
+            report(why);
+            continue;
+        }
         let tree = match repo.commit_tree(commit) {
             Ok(t) => t,
             Err(e) => {
@@ -139,11 +143,51 @@ fn check_tree(repo: &Repo, id: &CheckpointId, tree: ObjectId) -> Vec<String> {
         out.push("tree is unreadable".into());
         return out;
     };
+    out.extend(check_entries(repo, tree));
     for slot in entries
         .iter()
         .filter(|e| e.is_tree && e.name.parse::<u32>().is_ok())
     {
         out.extend(check_slot(repo, id, tree, &slot.name));
+    }
+    out
+}
+
+/// Entries anywhere in a checkpoint tree that are not plain names (`..`, `a/b`, NUL) or not plain files and
+/// directories (symbolic links, submodules).
+fn check_entries(repo: &Repo, tree: ObjectId) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![(String::new(), tree)];
+    while let Some((prefix, tree)) = todo.pop() {
+        let Ok(t) = repo.gix().find_tree(tree) else {
+            out.push(format!("{prefix}: tree {tree} is unreadable"));
+            continue;
+        };
+        let Ok(decoded) = t.decode() else {
+            out.push(format!("{prefix}: tree {tree} cannot be decoded"));
+            continue;
+        };
+        for e in &decoded.entries {
+            let raw: &[u8] = e.filename.as_ref();
+            let name = String::from_utf8_lossy(raw);
+            let path = format!("{prefix}{name}");
+            if raw.is_empty()
+                || raw == b"."
+                || raw == b".."
+                || raw.contains(&b'/')
+                || raw.contains(&0)
+            {
+                out.push(format!("tree entry {path:?} is not a plain name"));
+                continue;
+            }
+            if e.mode.is_link() {
+                out.push(format!("{path} is a symbolic link, expected a file"));
+            } else if e.mode.is_commit() {
+                out.push(format!("{path} is a submodule, expected a file"));
+            } else if e.mode.is_tree() {
+                todo.push((format!("{path}/"), e.oid.to_owned()));
+            }
+        }
     }
     out
 }

@@ -242,3 +242,80 @@ fn read_commands_write_nothing_and_show_names_a_missing_remote() {
         run.stderr
     );
 }
+
+/// Write raw bytes as an object of `kind` (no checks: `--literally`).
+fn raw_object(env: &TestEnv, repo: &Path, kind: &str, bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = env
+        .cmd("git", repo)
+        .args(["hash-object", "-t", kind, "--literally", "-w", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("feed");
+    let out = child.wait_with_output().expect("git exits");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A raw tree entry: `<mode> <name>\0<binary oid>`.
+fn entry(mode: &str, name: &[u8], hex: &str) -> Vec<u8> {
+    let mut out = format!("{mode} ").into_bytes();
+    out.extend_from_slice(name);
+    out.push(0);
+    out.extend(
+        (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")),
+    );
+    out
+}
+
+#[test]
+fn fsck_flags_odd_tree_entries_symlinks_and_non_commit_refs() {
+    let env = TestEnv::new();
+    let repo = env.repo("fsck");
+    let commit_of = |tree: &str| env.git(&repo, &["commit-tree", tree, "-m", "cp"]);
+    let (a, b, c) = (hex_id(1), hex_id(2), hex_id(3));
+    let meta = |id: &str| {
+        env.git_stdin(
+            &repo,
+            &["hash-object", "-w", "--stdin"],
+            &format!("{{\"checkpoint_id\":\"{id}\"}}\n"),
+        )
+    };
+    // a: a ".." entry next to a valid metadata.json.
+    let mut tree = entry("40000", b"..", &env.git(&repo, &["mktree"]).to_string());
+    tree.extend(entry("100644", b"metadata.json", &meta(&a)));
+    let t = raw_object(&env, &repo, "tree", &tree);
+    env.git(&repo, &["update-ref", &cp_ref(&a), &commit_of(&t)]);
+    // b: metadata.json is a symbolic link.
+    let t = env.git_stdin(
+        &repo,
+        &["mktree"],
+        &format!("120000 blob {}\tmetadata.json\n", meta(&b)),
+    );
+    env.git(&repo, &["update-ref", &cp_ref(&b), &commit_of(&t)]);
+    // c: the ref points at a blob.
+    env.git(&repo, &["update-ref", &cp_ref(&c), &meta(&c)]);
+    let run = env.entire(&repo, &["fsck"]).code(1);
+    let has = |ref_name: &str, what: &str| {
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with(ref_name) && l.contains(what))
+    };
+    assert!(
+        has(&cp_ref(&a), "\"..\" is not a plain name"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        has(&cp_ref(&b), "metadata.json is a symbolic link"),
+        "{}",
+        run.stdout
+    );
+    assert!(has(&cp_ref(&c), "not a commit"), "{}", run.stdout);
+}
