@@ -289,4 +289,65 @@ mod tests {
         bad.feed(&pkt(&format!("want {oid_a}\n")));
         assert!(bad.wants().is_empty());
     }
+
+    /// `bytes` fed to `feed` in pieces cut at `cuts` (positions taken modulo the length).
+    fn in_pieces(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        at.push(0);
+        at.push(bytes.len());
+        at.sort_unstable();
+        at.windows(2).map(|w| bytes[w[0]..w[1]].to_vec()).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300), cuts in proptest::collection::vec(0usize..300, 0..5)) {
+            let mut filter = AdvertFilter::default();
+            let mut sniffer = WantSniffer::default();
+            for piece in in_pieces(&bytes, &cuts) {
+                let _ = filter.feed(&piece);
+                sniffer.feed(&piece);
+            }
+            let _ = sniffer.wants();
+        }
+
+        /// An advertisement without checkpoint refs passes unchanged however it is cut; wants are found
+        /// however the request is cut.
+        #[test]
+        fn chunking_does_not_matter(names in proptest::collection::vec("refs/heads/[a-z]{1,8}", 1..6), oids in proptest::collection::vec("[0-9a-f]{40}", 1..6), cuts in proptest::collection::vec(0usize..600, 0..6)) {
+            let mut advert = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                let line = match i {
+                    0 => format!("{} {n}\0report-status\n", "a".repeat(40)),
+                    _ => format!("{} {n}\n", "a".repeat(40)),
+                };
+                advert.extend(pkt(&line));
+            }
+            advert.extend(b"0000");
+            let mut filter = AdvertFilter::default();
+            let mut out = Vec::new();
+            for piece in in_pieces(&advert, &cuts) {
+                out.extend(filter.feed(&piece));
+            }
+            proptest::prop_assert_eq!(out, advert);
+
+            let mut request = pkt("command=fetch\n");
+            request.extend(b"0001");
+            for o in &oids {
+                request.extend(pkt(&format!("want {o}\n")));
+            }
+            request.extend(b"0000");
+            let mut sniffer = WantSniffer::default();
+            for piece in in_pieces(&request, &cuts) {
+                sniffer.feed(&piece);
+            }
+            let mut want: Vec<String> = Vec::new();
+            for o in oids {
+                if !want.contains(&o) {
+                    want.push(o);
+                }
+            }
+            proptest::prop_assert_eq!(sniffer.wants(), want);
+        }
+    }
 }

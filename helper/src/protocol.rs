@@ -409,4 +409,31 @@ mod tests {
             ["--progress", "-v", "--depth=1", "--filter=blob:none"]
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(line in "(?s).{0,80}", name in "[a-z-]{0,12}", value in ".{0,20}") {
+            let _ = parse_command(&line);
+            let mut opts = Options::default();
+            let _ = opts.apply(&name, &value).line();
+            let _ = opts.fetch_flags();
+            let _ = opts.push_options();
+        }
+
+        #[test]
+        fn commands_round_trip(oid in "[0-9a-f]{40}", name in "refs/[a-z/]{1,20}", opt in "[a-z-]{1,12}", value in "[a-z0-9]{0,8}") {
+            proptest::prop_assert_eq!(
+                parse_command(&format!("fetch {oid} {name}")),
+                Command::Fetch { oid: oid.clone(), name: name.clone() }
+            );
+            proptest::prop_assert_eq!(
+                parse_command(&format!("option {opt} {value}")),
+                Command::Option { name: opt.clone(), value: value.clone() }
+            );
+            proptest::prop_assert_eq!(
+                parse_command(&format!("push +{name}:{name}")),
+                Command::Push { spec: format!("+{name}:{name}") }
+            );
+        }
+    }
 }

@@ -521,4 +521,32 @@ mod tests {
         ));
         assert!(common.join("packed-refs.lock").exists() && !common.join("t.tmp").exists());
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the parser; a parsed file's refs are sorted and merging no change
+        /// reproduces every ref line.
+        #[test]
+        fn arbitrary_packed_refs_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            if let Ok(p) = Packed::parse(&bytes) {
+                proptest::prop_assert!(p.refs.windows(2).all(|w| w[0].0 <= w[1].0));
+                let _ = p.merge(&[]);
+            }
+        }
+
+        #[test]
+        fn valid_packed_refs_round_trip(names in proptest::collection::btree_set("refs/[a-z]{1,8}/[a-z0-9]{1,8}", 0..20)) {
+            let mut text = String::from("# pack-refs with: peeled fully-peeled sorted \n");
+            for n in &names {
+                text.push_str(&format!("{} {n}\n", "a".repeat(40)));
+            }
+            let p = Packed::parse(text.as_bytes()).expect("valid file");
+            proptest::prop_assert_eq!(p.refs.len(), names.len());
+            for n in &names {
+                proptest::prop_assert_eq!(p.value(n.as_bytes()), Some(oid('a')));
+            }
+            let (merged, conflicts) = p.merge(&[]);
+            proptest::prop_assert!(conflicts.is_empty());
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&merged), text);
+        }
+    }
 }

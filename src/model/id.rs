@@ -202,4 +202,23 @@ mod tests {
         let err = CheckpointId::parse("../x").expect_err("traversal rejected");
         assert!(err.to_string().contains("\"../x\""), "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_ids_never_panic(s in "(?s).{0,40}") {
+            if let Ok(id) = CheckpointId::parse(&s) {
+                proptest::prop_assert_eq!(id.as_str(), s.as_str());
+                proptest::prop_assert!(!id.as_str().contains(['/', '.', '\\']));
+            }
+        }
+
+        #[test]
+        fn valid_ids_round_trip(hex in "[0-9a-f]{12}", millis in 0u64..(1u64 << 47)) {
+            let id = CheckpointId::parse(&hex).expect("12 hex");
+            proptest::prop_assert_eq!(id.to_string(), hex);
+            let ulid = ulid::Ulid::from_parts(millis, 7).to_string();
+            let id = CheckpointId::parse(&ulid).expect("canonical ULID");
+            proptest::prop_assert_eq!(id.to_string(), ulid);
+        }
+    }
 }

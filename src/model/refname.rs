@@ -195,4 +195,19 @@ mod tests {
         );
         assert_eq!(staging_ref("R1", "refs/heads/main"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_ref_names_never_panic(s in "(?s)(refs/entire/checkpoints/)?.{0,40}") {
+            if let Ok(id) = parse(&s) {
+                proptest::prop_assert!(spellings(&id).contains(&s));
+            }
+        }
+
+        #[test]
+        fn ref_names_round_trip(hex in "[0-9a-f]{12}") {
+            let id = CheckpointId::parse(&hex).expect("valid");
+            proptest::prop_assert_eq!(parse(&ref_name(&id)).expect("parses"), id);
+        }
+    }
 }

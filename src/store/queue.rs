@@ -308,4 +308,20 @@ mod tests {
             assert_eq!(parse_line(line.as_bytes()).as_deref(), *want, "{line}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_queue_lines_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Some(name) = parse_line(&bytes) {
+                proptest::prop_assert!(refname::is_queueable(&name));
+            }
+        }
+
+        #[test]
+        fn valid_queue_lines_round_trip(id in "[0-9a-f]{12}") {
+            let name = format!("refs/entire/checkpoints/{}/{id}", &id[10..]);
+            let line = serde_json::json!({"ref": name}).to_string();
+            proptest::prop_assert_eq!(parse_line(line.as_bytes()), Some(name));
+        }
+    }
 }

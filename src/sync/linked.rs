@@ -192,4 +192,29 @@ mod tests {
         assert_eq!(link.ids.len(), 1);
         assert!(parse_record(b"\x1e").is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_messages_never_panic(message in "(?s).{0,300}") {
+            for id in parse_trailers(&message) {
+                proptest::prop_assert!(CheckpointId::parse(id.as_str()).is_ok());
+            }
+        }
+
+        #[test]
+        fn trailers_round_trip(ids in proptest::collection::vec("[0-9a-f]{12}", 1..5)) {
+            let mut message = String::from("subject\n\nbody\n\n");
+            for id in &ids {
+                message.push_str(&format!("Entire-Checkpoint: {id}\n"));
+            }
+            let mut want: Vec<String> = Vec::new();
+            for id in ids {
+                if !want.contains(&id) {
+                    want.push(id);
+                }
+            }
+            let got: Vec<String> = parse_trailers(&message).iter().map(|i| i.to_string()).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }

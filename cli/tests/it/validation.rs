@@ -319,3 +319,56 @@ fn fsck_flags_odd_tree_entries_symlinks_and_non_commit_refs() {
     );
     assert!(has(&cp_ref(&c), "not a commit"), "{}", run.stdout);
 }
+
+/// Arbitrary JSON of the settings' shape (strings drawn from valid and invalid values).
+fn settings_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let word = prop_oneof![
+        Just("refs-v1".to_string()),
+        Just("refs-v1-mirror".to_string()),
+        Just("git-branch".to_string()),
+        Just("git-refs".to_string()),
+        ".{0,12}",
+    ];
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        word.prop_map(serde_json::Value::from),
+    ];
+    let key = prop_oneof![
+        Just("strategy_options".to_string()),
+        Just("checkpoint_store".to_string()),
+        Just("checkpoints".to_string()),
+        Just("primary".to_string()),
+        Just("mirrors".to_string()),
+        Just("type".to_string()),
+        Just("checkpoint_remote".to_string()),
+        Just("checkpoints_v2".to_string()),
+        Just("checkpoints_version".to_string()),
+        "[a-z_]{1,8}",
+    ];
+    leaf.prop_recursive(4, 32, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(key.clone(), inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// Any settings document and any environment: a result or an error naming the file, never a panic.
+    #[test]
+    fn arbitrary_settings_never_panic(doc in settings_json(), env_value in proptest::option::of(".{0,16}")) {
+        let serde_json::Value::Object(map) = serde_json::json!({"x": doc, "strategy_options": doc, "checkpoints": doc}) else {
+            unreachable!("an object literal");
+        };
+        let origin = Path::new("/repo/.entire/settings.json");
+        let result = entire::store::settings::interpret(&map, origin, |_| env_value.clone());
+        if let Err(e) = result {
+            let text = e.to_string();
+            proptest::prop_assert!(text.contains("settings.json") || text.contains("environment variable"), "{}", text);
+        }
+    }
+}
