@@ -31,7 +31,7 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
     let repo = Repo::discover_cwd()?;
     let endpoint = remote::checkpoint_remote(&repo, a.remote.as_deref()).map_err(remote_error)?;
     let report = fetch::fetch_missing(&repo, &endpoint.fetch_url, &ids).map_err(fetch_error)?;
-    warn_refused(&endpoint.display(), &report);
+    warn_refused(endpoint.display(), &report);
     let mut out = std::io::stdout().lock();
     if !g.quiet {
         for id in &report.fetched {

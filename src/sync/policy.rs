@@ -125,26 +125,28 @@ mod tests {
 
     #[test]
     fn decisions_follow_git() {
-        let cases: &[(
-            &str,
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-            bool,
-        )] = &[
-            ("file", None, None, None, None, true),
-            ("file", None, None, None, Some("0"), false),
-            ("file", None, Some("never"), None, None, false),
-            ("file", None, None, Some("never"), None, false),
-            ("file", None, Some("always"), Some("never"), Some("0"), true),
-            ("ssh", None, None, None, Some("0"), true),
-            ("ext", None, None, None, None, false),
-            ("file", Some("ssh:https"), Some("always"), None, None, false),
-            ("file", Some("entire:file"), None, None, None, true),
-            ("git", None, Some("bogus"), None, None, false),
+        type Case<'a> = (&'a str, [Option<&'a str>; 4], bool);
+        let cases: &[Case] = &[
+            ("file", [None, None, None, None], true),
+            ("file", [None, None, None, Some("0")], false),
+            ("file", [None, Some("never"), None, None], false),
+            ("file", [None, None, Some("never"), None], false),
+            (
+                "file",
+                [None, Some("always"), Some("never"), Some("0")],
+                true,
+            ),
+            ("ssh", [None, None, None, Some("0")], true),
+            ("ext", [None, None, None, None], false),
+            (
+                "file",
+                [Some("ssh:https"), Some("always"), None, None],
+                false,
+            ),
+            ("file", [Some("entire:file"), None, None, None], true),
+            ("git", [None, Some("bogus"), None, None], false),
         ];
-        for &(p, list, specific, general, user, want) in cases {
+        for &(p, [list, specific, general, user], want) in cases {
             assert_eq!(
                 decide(p, list, specific, general, user),
                 want,
