@@ -83,7 +83,10 @@ pub fn remote_error(e: RemoteError) -> CliError {
 /// reported as not on the remote; an unreachable remote is an error with exit code 3.
 pub fn fetch_for_read(repo: &Repo, ids: &[CheckpointId]) -> Result<FetchReport, CliError> {
     match lazy::fetch_for_read(repo, ids).map_err(lazy_error)? {
-        Some(report) => Ok(report),
+        Some(report) => {
+            warn_refused("the checkpoint remote", &report);
+            Ok(report)
+        }
         None => {
             let mut report = FetchReport::default();
             for id in ids {
