@@ -10,7 +10,8 @@
 //! `user` allows the protocol unless `GIT_PROTOCOL_FROM_USER` is false (git sets it to 0 for submodules).
 //!
 //! Invariants: [`protocol_of`] and [`decide`] are pure and total. Settings are read through the layered config
-//! view (`git -c` and `GIT_CONFIG_*` included); an unparsable value counts as `never`, as in git (which dies).
+//! view (`git -c` and `GIT_CONFIG_*` included), or from `git config --get` outside a repository; an
+//! unparsable value counts as `never`, as in git (which dies).
 
 use crate::git::repo::Repo;
 
@@ -83,9 +84,11 @@ pub fn check(repo: Option<&Repo>, url: &str) -> Result<(), NotAllowed> {
     let protocol = protocol_of(url);
     let setting = |key: &str| match repo {
         Some(r) => crate::git::config::get(r, key),
-        None => std::env::var("GIT_CONFIG_PARAMETERS")
+        // Outside a repository (`git ls-remote entire::…` anywhere): git's own view of system, global,
+        // `GIT_CONFIG_*` and `git -c` settings, asked once per key.
+        None => crate::git::cmd::run_ok(crate::git::cmd::git().args(["config", "--get", key]))
             .ok()
-            .and_then(|p| crate::git::config::from_parameters(&p, key)),
+            .map(|v| v.trim().to_string()),
     };
     let allowed = decide(
         &protocol,

@@ -427,3 +427,71 @@ fn git_transport_policy_applies_behind_entire() {
         run.stderr
     );
 }
+
+#[test]
+fn policy_outside_a_repository_and_identity_from_git_c() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let url = s.url("server.git");
+    // Global config, no repository: plain git refuses, so must the helper.
+    std::fs::write(
+        env.path().join("gitconfig-global"),
+        "[protocol \"file\"]\n\tallow = never\n",
+    )
+    .expect("global config");
+    let outside = env.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    for via in [url.clone(), format!("entire::{url}")] {
+        let run = env.run(
+            &outside,
+            "git",
+            ["-c", "protocol.entire.allow=always", "ls-remote", &via],
+        );
+        assert_eq!(run.status, 128, "{via}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("transport 'file' not allowed"),
+            "{via}: {}",
+            run.stderr
+        );
+    }
+    std::fs::write(env.path().join("gitconfig-global"), "").expect("global config");
+    // `git -c user.name/user.email` is the identity of a checkpoint write, as for `git commit`.
+    let repo = env.repo("ident");
+    crate::fixtures::set_mode(&repo, Some("refs-v1"));
+    let dir = crate::fixtures::session(env, "s", r#"{"session_id": "s-1"}"#, b"{}\n");
+    let mut c = env.cmd("git", &repo);
+    for var in [
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    ] {
+        c.env_remove(var);
+    }
+    let out = c
+        .args([
+            "-c",
+            "user.name=From Dash C",
+            "-c",
+            "user.email=c@example.com",
+            "entire",
+            "write",
+            path_str(&dir),
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let who = env.git(
+        &repo,
+        &["log", "-1", "--format=%an <%ae>|%cn <%ce>", &cp_ref(&id)],
+    );
+    assert_eq!(
+        who,
+        "From Dash C <c@example.com>|From Dash C <c@example.com>"
+    );
+}
