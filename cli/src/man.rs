@@ -67,10 +67,14 @@ Afterwards checkpoint refs are pulled along in one extra round trip, per entire.
 
 TRANSPORTS. http(s) and ftp(s) are relayed to git's own git-remote-http(s), so one discovery and one credential \
 prompt serve the whole push. ssh, git:// and file:// are served by the helper: refs are listed in-process \
-(protocol v2 ls-refs limited to HEAD, refs/heads/, refs/tags/; a local repository is read directly), objects \
-move through `git fetch` and `git push --porcelain` children. A push to a local repository with nothing queued \
-is connected straight to git-receive-pack. Checkpoint refs are never listed for push, so --mirror and --prune \
-cannot delete them.
+(protocol v2 ls-refs limited to HEAD, refs/heads/, refs/tags/, widened to what the fetch needs: the remote's \
+fetch refspecs and those on the calling git command line, e.g. refs/notes/commits, refs/changes/*, clone \
+--mirror, ls-remote; a local repository is read directly), objects move through `git fetch` and `git push \
+--porcelain` children. A push to a local repository with nothing queued is connected straight to \
+git-receive-pack. Checkpoint refs are never listed for push, so --mirror and --prune cannot delete them, and \
+never fetched by git itself: they come through the pull-along, which stores only commits under valid checkpoint \
+names. git's transport policy (protocol.<name>.allow, protocol.allow, GIT_ALLOW_PROTOCOL, \
+GIT_PROTOCOL_FROM_USER) applies to the transport behind entire:: before any connection.
 
 CONFIGURATION. entire.fetchCheckpoints = referenced (default: checkpoints named by Entire-Checkpoint trailers \
 of the newly fetched commits, newest first) | all | none; entire.fetchCheckpointsLimit (default 100); \
