@@ -1,4 +1,5 @@
-//! Layer 1: git itself. Repository access through gix (objects, compare-and-swap ref transactions), batched
+//! Layer 1: git itself. Repository access through gix (objects), compare-and-swap ref transactions (in-process
+//! on the files backend, through `git update-ref --stdin` on reftable or when a hook must run), batched
 //! `packed-refs` rewrites under git's lock, git child processes, git configuration as git resolves it, and the
 //! protocol-v2 ref listing.
 //!
@@ -6,6 +7,8 @@
 
 pub mod cmd;
 pub mod config;
+pub mod files;
 pub mod lsrefs;
 pub mod packedrefs;
 pub mod repo;
+pub mod updateref;

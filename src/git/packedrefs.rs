@@ -7,12 +7,14 @@
 //! engine (staging refs).
 //!
 //! Protocol (git's lock-file protocol for `packed-refs`, so git and gix see a consistent state):
-//! 1. The caller's private temporary file is created and hard-linked to `packed-refs.lock` (an atomic
-//!    create-if-absent, exactly what git's `O_EXCL` lock does; waits up to the writer's timeout).
+//! 1. `packed-refs.lock` is created with `O_EXCL` (git's lock; waits up to the writer's timeout) and hard-linked
+//!    to the caller's private temporary name, which marks the lock as ours.
 //! 2. Under the lock, `packed-refs` is read, every change is checked against its expected old value, and the
-//!    merged file (sorted; unknown lines and peel lines of untouched refs kept verbatim) is written through
-//!    the link.
-//! 3. `packed-refs.lock` is renamed over `packed-refs`, then the temporary file is removed.
+//!    merged file (sorted; unknown lines and peel lines of untouched refs kept verbatim) is written into it.
+//! 3. `packed-refs.lock` is renamed over `packed-refs`, then the temporary link is removed.
+//!
+//! The lock is registered with `gix-tempfile`: SIGINT, SIGTERM and SIGQUIT remove it before the process dies
+//! (the handler is installed when a repository is opened), so only a kill -9 can leave it behind.
 //!
 //! Invariants:
 //! - Compare-and-swap per ref against the PACKED value. A loose ref shadows its packed entry, so callers
@@ -29,7 +31,7 @@
 //! [`PackedRefsError::Locked`].
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -148,8 +150,8 @@ impl PackedRefs {
         changes: &[&RefUpdate],
         mode: Mode,
     ) -> Result<Vec<Conflict>, PackedRefsError> {
-        let (path, lock) = (self.path(), self.lock_path());
-        let mut file = self.lock()?;
+        let (path, lock_path) = (self.path(), self.lock_path());
+        let mut lock = self.lock()?;
         let result = (|| {
             let current = read_or_empty(&path)?;
             let parsed = Packed::parse(&current).map_err(|line| PackedRefsError::Malformed {
@@ -158,48 +160,51 @@ impl PackedRefs {
             })?;
             let (content, conflicts) = parsed.merge(changes);
             if conflicts.is_empty() || mode == Mode::EachRef {
-                file.write_all(&content).map_err(io_err(&lock))?;
-                fs::rename(&lock, &path).map_err(io_err(&path))?;
-            } else {
-                let _ = fs::remove_file(&lock);
+                lock.with_mut(|f| f.write_all(&content))
+                    .map_err(io_err(&lock_path))?;
+                lock.commit().map_err(|e| io_err(&path)(e.error))?;
             }
+            // Otherwise dropping the lock removes it and leaves `packed-refs` as it was.
             Ok(conflicts)
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&lock);
-        }
         let _ = fs::remove_file(&self.tmp);
         result
     }
 
-    /// Take `packed-refs.lock` by hard-linking the temporary file to it; returns the open temporary.
-    fn lock(&self) -> Result<File, PackedRefsError> {
-        let lock = self.lock_path();
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&self.tmp)
-            .map_err(io_err(&self.tmp))?;
+    /// Take `packed-refs.lock` (`O_EXCL`, registered for removal on SIGINT/SIGTERM, removed on drop), then
+    /// hard-link our temporary name to it: the link proves to [`PackedRefs::recover`] that a lock left by a
+    /// kill -9 was ours.
+    fn lock(&self) -> Result<gix::lock::File, PackedRefsError> {
+        let lock_path = self.lock_path();
+        let _ = fs::remove_file(&self.tmp);
         let start = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
-            match fs::hard_link(&self.tmp, &lock) {
-                Ok(()) => return Ok(file),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if start.elapsed() >= self.timeout {
-                        let _ = fs::remove_file(&self.tmp);
-                        return Err(PackedRefsError::Locked {
-                            path: lock,
-                            waited: self.timeout,
-                        });
-                    }
+            match gix::lock::File::acquire_to_update_resource(
+                self.path(),
+                gix::lock::acquire::Fail::Immediately,
+                None,
+                0,
+            ) {
+                Ok(lock) => {
+                    fs::hard_link(&lock_path, &self.tmp).map_err(io_err(&self.tmp))?;
+                    return Ok(lock);
+                }
+                Err(e) if !lock_path.exists() => {
+                    return Err(PackedRefsError::Io {
+                        path: lock_path,
+                        source: io::Error::other(e.to_string()),
+                    })
+                }
+                Err(_) if start.elapsed() >= self.timeout => {
+                    return Err(PackedRefsError::Locked {
+                        path: lock_path,
+                        waited: self.timeout,
+                    })
+                }
+                Err(_) => {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(100));
-                }
-                Err(e) => {
-                    let _ = fs::remove_file(&self.tmp);
-                    return Err(io_err(&lock)(e));
                 }
             }
         }

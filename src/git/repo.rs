@@ -13,8 +13,6 @@
 use std::path::{Path, PathBuf};
 
 use gix::bstr::ByteSlice;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-use gix::refs::Target;
 pub use gix::ObjectId;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -40,12 +38,41 @@ pub enum RepoError {
         expected: String,
         actual: String,
     },
+    #[error("{} is locked by another process; if no git command is running, remove it", path.display())]
+    Locked {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("git refused the ref update: {message}")]
+    Rejected { message: String },
+    #[error("{path}: {what}")]
+    Unsupported { path: PathBuf, what: String },
     #[error("{what}: object {id} is missing or not a {kind}")]
     BadObject {
         what: String,
         id: ObjectId,
         kind: &'static str,
     },
+}
+
+impl RepoError {
+    pub(crate) fn conflict(
+        name: &str,
+        expected: Option<ObjectId>,
+        actual: Option<ObjectId>,
+    ) -> Self {
+        RepoError::Conflict {
+            name: name.to_string(),
+            expected: show(expected),
+            actual: show(actual),
+        }
+    }
+
+    /// A lost compare-and-swap race or a lock held by a concurrent writer: worth rebuilding and retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RepoError::Conflict { .. } | RepoError::Locked { .. })
+    }
 }
 
 fn git<E: std::error::Error + Send + Sync + 'static>(
@@ -107,9 +134,19 @@ pub struct RefUpdate {
     pub new: Option<ObjectId>,
 }
 
+/// How the repository stores refs (`extensions.refStorage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefStorage {
+    /// Loose files plus `packed-refs`: written in-process under git's lock protocol ([`super::files`]).
+    Files,
+    /// reftable: read and written through git ([`super::updateref`]).
+    Reftable,
+}
+
 /// An open repository.
 pub struct Repo {
     repo: gix::Repository,
+    storage: RefStorage,
 }
 
 impl Repo {
@@ -131,7 +168,52 @@ impl Repo {
             source: Box::new(e),
         })?
         .to_thread_local();
-        Ok(Repo { repo })
+        // Lock files (gix-tempfile) are removed when SIGINT/SIGTERM/SIGQUIT arrive, then the signal's default
+        // action runs: a polite kill leaves no `<ref>.lock` or `packed-refs.lock` behind. Idempotent.
+        gix::tempfile::signal::setup(Default::default());
+        let storage = match repo
+            .config_snapshot()
+            .string("extensions.refStorage")
+            .map(|v| v.to_str_lossy().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("files") => RefStorage::Files,
+            Some("reftable") => RefStorage::Reftable,
+            Some(other) => {
+                return Err(RepoError::Unsupported {
+                    path: absolute(repo.git_dir()),
+                    what: format!("unsupported ref storage {other:?} (extensions.refStorage); files and reftable are supported"),
+                })
+            }
+        };
+        Ok(Repo { repo, storage })
+    }
+
+    /// The repository's ref storage backend.
+    pub fn ref_storage(&self) -> RefStorage {
+        self.storage
+    }
+
+    /// Whether ref transactions go through `git update-ref` (reftable, or a `reference-transaction` hook that
+    /// git must run) rather than in-process.
+    pub fn refs_via_git(&self) -> bool {
+        self.storage == RefStorage::Reftable || self.has_hook("reference-transaction")
+    }
+
+    /// Whether an executable hook `name` exists where git looks for it (`core.hooksPath`, else `hooks/`).
+    pub fn has_hook(&self, name: &str) -> bool {
+        let dir = match self.config_string("core.hooksPath") {
+            Some(p) => {
+                let p = PathBuf::from(p);
+                if p.is_absolute() {
+                    p
+                } else {
+                    self.workdir().unwrap_or_else(|| self.git_dir()).join(p)
+                }
+            }
+            None => self.common_dir().join("hooks"),
+        };
+        is_executable(&dir.join(name))
     }
 
     /// Discover from the current directory.
@@ -216,6 +298,15 @@ impl Repo {
 
     /// Value of a ref (peeled to its direct target), `None` if it does not exist.
     pub fn find_ref(&self, name: &str) -> Result<Option<ObjectId>, RepoError> {
+        if self.storage == RefStorage::Reftable {
+            let found = super::updateref::for_each_ref(self, name)?;
+            return Ok(found.into_iter().find(|(n, _)| n == name).map(|(_, id)| id));
+        }
+        self.find_ref_files(name)
+    }
+
+    /// [`Repo::find_ref`] on the files backend (loose file, else `packed-refs`).
+    pub(crate) fn find_ref_files(&self, name: &str) -> Result<Option<ObjectId>, RepoError> {
         let r = self
             .repo
             .try_find_reference(name)
@@ -223,8 +314,26 @@ impl Repo {
         Ok(r.and_then(|r| r.target().try_id().map(|id| id.to_owned())))
     }
 
+    /// The `packed-refs` entry of `name`, ignoring any loose file.
+    pub(crate) fn find_packed(&self, name: &str) -> Result<Option<ObjectId>, RepoError> {
+        let what = format!("cannot read packed-refs for {name}");
+        let Some(buffer) = self
+            .repo
+            .refs
+            .cached_packed_buffer()
+            .map_err(git(what.clone()))?
+        else {
+            return Ok(None);
+        };
+        let found = buffer.try_find(name).map_err(git(what))?;
+        Ok(found.map(|r| r.target()))
+    }
+
     /// All refs under `prefix` with their direct targets, sorted by name.
     pub fn refs_with_prefix(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, RepoError> {
+        if self.storage == RefStorage::Reftable {
+            return super::updateref::for_each_ref(self, prefix);
+        }
         let what = format!("cannot list refs under {prefix}");
         let platform = self.repo.references().map_err(git(what.clone()))?;
         let iter = platform.prefixed(prefix).map_err(git(what.clone()))?;
@@ -252,11 +361,14 @@ impl Repo {
 
     /// Write a blob.
     pub fn write_blob(&self, data: &[u8]) -> Result<ObjectId, RepoError> {
-        Ok(self
-            .repo
-            .write_blob(data)
-            .map_err(git("cannot write blob"))?
-            .detach())
+        retry_vanished_dir(|| self.repo.write_blob(data).map(|id| id.detach()))
+            .map_err(git("cannot write blob"))
+    }
+
+    /// Write any object (retrying like git when a concurrent `git prune-packed` removed the fan-out dir).
+    pub fn write_object(&self, object: impl gix::objs::WriteTo) -> Result<ObjectId, RepoError> {
+        retry_vanished_dir(|| self.repo.write_object(&object).map(|id| id.detach()))
+            .map_err(git("cannot write object"))
     }
 
     /// Write a tree from `(name, id, is_tree)` entries (sorted here the way git requires).
@@ -277,11 +389,7 @@ impl Repo {
                 .collect(),
         };
         tree.entries.sort();
-        Ok(self
-            .repo
-            .write_object(&tree)
-            .map_err(git("cannot write tree"))?
-            .detach())
+        self.write_object(&tree)
     }
 
     /// The id of the empty tree.
@@ -302,7 +410,8 @@ impl Repo {
             .map_err(git(format!("cannot read tree {base}")))?;
         let mut ed = TreeEditor { inner: editor };
         f(&mut ed)?;
-        Ok(ed.inner.write().map_err(git("cannot write tree"))?.detach())
+        retry_vanished_dir(|| ed.inner.write().map(|id| id.detach()))
+            .map_err(git("cannot write tree"))
     }
 
     /// Write a commit with explicit author/committer.
@@ -315,11 +424,7 @@ impl Repo {
         message: &str,
     ) -> Result<ObjectId, RepoError> {
         let commit = self.commit_object(tree, parents, author, committer, message);
-        Ok(self
-            .repo
-            .write_object(&commit)
-            .map_err(git("cannot write commit"))?
-            .detach())
+        self.write_object(&commit)
     }
 
     /// Build (without writing) a commit object.
@@ -430,77 +535,75 @@ impl Repo {
         Ok(b.data.clone())
     }
 
-    /// Apply `updates` as ONE transaction; every edit is compare-and-swap.
+    /// Apply `updates` as ONE transaction; every edit is compare-and-swap. Files backend: in-process under
+    /// git's lock protocol; reftable or a `reference-transaction` hook: one `git update-ref --stdin`.
     pub fn transaction(&self, updates: &[RefUpdate], reflog: &str) -> Result<(), RepoError> {
-        let edits: Vec<RefEdit> = updates
-            .iter()
-            .map(|u| {
-                let expected = match u.expected {
-                    None => PreviousValue::MustNotExist,
-                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
-                };
-                let change = match u.new {
-                    Some(new) => Change::Update {
-                        log: LogChange {
-                            mode: RefLog::AndReference,
-                            force_create_reflog: false,
-                            message: reflog.into(),
-                        },
-                        expected,
-                        new: Target::Object(new),
-                    },
-                    None => Change::Delete {
-                        expected,
-                        log: RefLog::AndReference,
-                    },
-                };
-                Ok(RefEdit {
-                    change,
-                    name: u
-                        .name
-                        .as_str()
-                        .try_into()
-                        .map_err(git(format!("invalid ref name {:?}", u.name)))?,
-                    deref: false,
-                })
-            })
-            .collect::<Result<_, RepoError>>()?;
-        let committer = self.committer().to_signature();
-        let mut time_buf = Default::default();
-        let sig = committer.to_ref(&mut time_buf);
-        match self.repo.edit_references_as(edits, Some(sig)) {
-            Ok(_) => Ok(()),
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let result = if self.refs_via_git() {
+            super::updateref::transaction(self, updates, reflog)
+        } else {
+            super::files::transaction(self, updates, reflog)
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e @ RepoError::Conflict { .. }) => Err(e),
             Err(err) => {
                 // Distinguish a lost race from a real failure by looking at what is there now.
                 for u in updates {
                     let actual = self.find_ref(&u.name)?;
                     if actual != u.expected {
-                        return Err(RepoError::Conflict {
-                            name: u.name.clone(),
-                            expected: show(u.expected),
-                            actual: show(actual),
-                        });
+                        return Err(RepoError::conflict(&u.name, u.expected, actual));
                     }
                 }
-                Err(RepoError::Git {
-                    what: format!("cannot update {}", names(updates)),
-                    source: Box::new(err),
-                })
+                Err(err)
             }
         }
     }
 }
 
-fn show(v: Option<ObjectId>) -> String {
-    v.map_or_else(|| "nothing".to_string(), |id| id.to_string())
+/// Run an object write, retrying a few times when it failed because a directory vanished under it (a
+/// concurrent `git prune-packed` removes empty `objects/xx/` directories between their creation and the
+/// rename into them; git's own object writer retries the same way).
+fn retry_vanished_dir<T, E: std::error::Error + 'static>(
+    mut write: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut attempt = 0;
+    loop {
+        match write() {
+            Err(e) if attempt < 8 && is_not_found(&e) => attempt += 1,
+            other => return other,
+        }
+    }
 }
 
-fn names(updates: &[RefUpdate]) -> String {
-    let mut s: Vec<&str> = updates.iter().map(|u| u.name.as_str()).take(3).collect();
-    if updates.len() > 3 {
-        s.push("…");
+fn is_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::NotFound {
+                return true;
+            }
+        }
+        cur = err.source();
     }
-    s.join(", ")
+    e.to_string().contains("No such file or directory") || format!("{e:?}").contains("NotFound")
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+fn show(v: Option<ObjectId>) -> String {
+    v.map_or_else(|| "nothing".to_string(), |id| id.to_string())
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -18,6 +18,9 @@
 //!   removed by [`recover`] (called under the migration lock, so no other migration can own it); a lock that is
 //!   not ours is never touched.
 //!
+//! - reftable (`extensions.refStorage = reftable`): no `packed-refs`; the batch is ONE `git update-ref --stdin`
+//!   transaction instead, conflicts reported per ref the same way.
+//!
 //! Failure modes: [`RefsError`] names the file; a lock held by someone else past the timeout is
 //! [`PackedRefsError::Locked`].
 
@@ -26,7 +29,7 @@ use std::time::Duration;
 
 pub use crate::git::packedrefs::Conflict;
 use crate::git::packedrefs::{self, Mode, PackedRefs, PackedRefsError};
-use crate::git::repo::{ObjectId, RefUpdate, Repo, RepoError};
+use crate::git::repo::{ObjectId, RefStorage, RefUpdate, Repo, RepoError};
 use crate::model::refname::CHECKPOINT_PREFIX;
 
 /// How long to wait for somebody else's `packed-refs.lock` (git's `core.packedRefsTimeout` defaults to 1 s).
@@ -64,6 +67,9 @@ pub fn recover(common_dir: &Path) -> Result<(), RefsError> {
 /// loose refs (a loose ref overrides its packed entry, as in git). One sequential read instead of a ref-store
 /// iteration: a no-op rerun over 100k refs spends most of its time here otherwise.
 pub fn read_namespace(repo: &Repo) -> Result<Vec<(String, ObjectId)>, RefsError> {
+    if repo.ref_storage() == RefStorage::Reftable {
+        return Ok(repo.refs_with_prefix(CHECKPOINT_PREFIX)?);
+    }
     let common = repo.common_dir();
     let loose = packedrefs::loose_refs(&common, CHECKPOINT_PREFIX);
     let mut out: Vec<(String, ObjectId)> = writer(&common)
@@ -81,6 +87,9 @@ pub fn read_namespace(repo: &Repo) -> Result<Vec<(String, ObjectId)>, RefsError>
 
 /// Apply `writes`; returns the updates that lost a race (everything else is published).
 pub fn apply(repo: &Repo, writes: &[RefWrite]) -> Result<Vec<Conflict>, RefsError> {
+    if repo.ref_storage() == RefStorage::Reftable {
+        return apply_via_git(repo, writes);
+    }
     let common = repo.common_dir();
     let loose = packedrefs::loose_refs(&common, CHECKPOINT_PREFIX);
     let (via_loose, via_packed): (Vec<&RefWrite>, Vec<&RefWrite>) =
@@ -120,6 +129,53 @@ pub fn apply(repo: &Repo, writes: &[RefWrite]) -> Result<Vec<Conflict>, RefsErro
                 expected: w.expected,
                 actual: repo.find_ref(&w.name)?,
             });
+        }
+    }
+    Ok(conflicts)
+}
+
+/// reftable: one `git update-ref --stdin` transaction for all writes. A lost race makes git refuse the whole
+/// transaction; the refs that moved are then reported as conflicts and the rest retried (each ref is
+/// independent, as on the files backend).
+fn apply_via_git(repo: &Repo, writes: &[RefWrite]) -> Result<Vec<Conflict>, RefsError> {
+    let mut pending: Vec<&RefWrite> = writes.iter().collect();
+    let mut conflicts = Vec::new();
+    while !pending.is_empty() {
+        let updates: Vec<RefUpdate> = pending
+            .iter()
+            .map(|w| RefUpdate {
+                name: w.name.clone(),
+                expected: w.expected,
+                new: Some(w.new),
+            })
+            .collect();
+        match repo.transaction(&updates, "entire-migrate") {
+            Ok(()) => break,
+            Err(RepoError::Conflict { .. }) => {
+                let current: std::collections::HashMap<String, ObjectId> = repo
+                    .refs_with_prefix(CHECKPOINT_PREFIX)?
+                    .into_iter()
+                    .collect();
+                let before = pending.len();
+                pending.retain(|w| {
+                    let actual = current.get(&w.name).copied();
+                    if actual == w.expected {
+                        return true;
+                    }
+                    conflicts.push(Conflict {
+                        name: w.name.clone(),
+                        expected: w.expected,
+                        actual,
+                    });
+                    false
+                });
+                if pending.len() == before {
+                    return Err(RefsError::Repo(RepoError::Rejected {
+                        message: "git refused the ref transaction although every ref had its expected value".into(),
+                    }));
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(conflicts)

@@ -8,7 +8,7 @@
 //!
 //! Failure modes: [`StoreError`](super::StoreError) names the branch or checkpoint.
 
-use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
+use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo};
 use crate::model::checkpoint::{self, Layout, SessionInput};
 use crate::model::id::CheckpointId;
 use crate::model::refname::LEGACY_BRANCH;
@@ -75,7 +75,7 @@ pub fn write(
         };
         match repo.transaction(&[update], &format!("entire: checkpoint {id}")) {
             Ok(()) => return Ok(commit),
-            Err(RepoError::Conflict { .. }) => backoff(attempt),
+            Err(e) if e.is_transient() => backoff(attempt),
             Err(e) => return Err(e.into()),
         }
     }

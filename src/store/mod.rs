@@ -7,7 +7,9 @@
 //! Invariants:
 //! - Writes go to the primary first; its failure fails the write. A mirror failure is reported as a warning and
 //!   the checkpoint stays readable from the primary.
-//! - Every ref-store write is queued for push **before** [`write`] reports success; a failed enqueue is an error.
+//! - Every ref-store write is queued for push **before** the ref is created or moved, and again after it moved
+//!   (a concurrent push may drop the first entry); a failed enqueue fails the write. So a crash at any
+//!   instant leaves every existing checkpoint ref queued (or already delivered).
 //! - Reads in a refs mode come from refs first (so ref-store bugs are visible) and fall back to the branch only
 //!   for legacy (12-hex) IDs. ULIDs are read from refs only. In branch mode, the branch is read first, then refs.
 //! - A new checkpoint in a refs mode whose legacy ID exists only on the branch starts from the branch's subtree,
@@ -37,9 +39,7 @@ pub enum StoreError {
     Checkpoint(#[from] CheckpointError),
     #[error("{what}: gave up after {MAX_ATTEMPTS} concurrent updates")]
     TooManyConflicts { what: String },
-    #[error(
-        "checkpoint {id} was written to {ref_name} but could not be queued for push: {source}"
-    )]
+    #[error("checkpoint {id}: cannot queue {ref_name} for push: {source}")]
     Enqueue {
         id: String,
         ref_name: String,
@@ -190,15 +190,25 @@ fn write_refs(
         IdKind::Legacy => branch::locate(repo, id)?.map(|l| l.tree),
         IdKind::Ulid => None,
     };
+    // Queue before the ref can exist, so a crash at any instant leaves every checkpoint ref queued (upstream
+    // #2393); queue again afterwards, because a push running in between may have dropped the entry while the
+    // ref did not exist yet or still had its old, already pushed value.
+    let planned =
+        refs::locate(repo, id)?.map_or_else(|| crate::model::refname::ref_name(id), |l| l.ref_name);
+    enqueue(repo, id, &planned)?;
     let written = refs::write(repo, id, sessions, seed, who)?;
+    enqueue(repo, id, &written.ref_name)?;
+    Ok(written)
+}
+
+fn enqueue(repo: &Repo, id: &CheckpointId, ref_name: &str) -> Result<(), StoreError> {
     Queue::new(&repo.common_dir())
-        .enqueue(&[written.ref_name.as_str()])
+        .ensure(&[ref_name])
         .map_err(|source| StoreError::Enqueue {
             id: id.to_string(),
-            ref_name: written.ref_name.clone(),
+            ref_name: ref_name.to_string(),
             source,
-        })?;
-    Ok(written)
+        })
 }
 
 /// Checkpoint refs present locally, de-duplicated by ID (canonical spelling preferred).

@@ -103,13 +103,34 @@ impl Queue {
 
     /// Append `refs` (validated first: one bad name rejects the whole call, nothing is written).
     pub fn enqueue<S: AsRef<str>>(&self, refs: &[S]) -> Result<(), QueueError> {
+        self.append(refs, false)
+    }
+
+    /// Like [`Queue::enqueue`], but appends only the refs the queue does not hold yet (checked under the lock):
+    /// a checkpoint write queues its ref before and after moving it without growing the file twice.
+    pub fn ensure<S: AsRef<str>>(&self, refs: &[S]) -> Result<(), QueueError> {
+        self.append(refs, true)
+    }
+
+    fn append<S: AsRef<str>>(&self, refs: &[S], only_missing: bool) -> Result<(), QueueError> {
+        for r in refs {
+            if !refname::is_queueable(r.as_ref()) {
+                return Err(QueueError::NotCheckpointRef {
+                    name: r.as_ref().to_string(),
+                });
+            }
+        }
+        let _guard = self.lock()?;
+        let present: HashSet<String> = if only_missing {
+            self.read()?.refs.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
         let mut buf = Vec::new();
         for r in refs {
             let r = r.as_ref();
-            if !refname::is_queueable(r) {
-                return Err(QueueError::NotCheckpointRef {
-                    name: r.to_string(),
-                });
+            if present.contains(r) {
+                continue;
             }
             serde_json::to_writer(
                 &mut buf,
@@ -123,7 +144,6 @@ impl Queue {
         if buf.is_empty() {
             return Ok(());
         }
-        let _guard = self.lock()?;
         let mut opts = OpenOptions::new();
         opts.create(true).read(true).append(true);
         #[cfg(unix)]

@@ -9,7 +9,7 @@
 //!
 //! Failure modes: [`StoreError`](super::StoreError) variants name the checkpoint and ref.
 
-use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
+use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo};
 use crate::model::checkpoint::{self, Layout, SessionInput};
 use crate::model::id::CheckpointId;
 use crate::model::refname;
@@ -80,7 +80,7 @@ pub fn write(
                     changed: true,
                 })
             }
-            Err(RepoError::Conflict { .. }) => backoff(attempt),
+            Err(e) if e.is_transient() => backoff(attempt),
             Err(e) => return Err(e.into()),
         }
     }

@@ -106,9 +106,7 @@ fn packed(common: &Path, run: &str) -> PackedRefs {
 }
 
 fn files_backend(repo: &Repo) -> bool {
-    !repo
-        .config_string("extensions.refStorage")
-        .is_some_and(|v| v.eq_ignore_ascii_case("reftable"))
+    repo.ref_storage() == crate::git::repo::RefStorage::Files
 }
 
 /// Create `refs` (staging name, value) of `run`, each expected absent, in one step. Call with the run locked.
@@ -158,7 +156,7 @@ fn delete(
             expected: Some(value),
             new: None,
         })
-        .partition(|u| loose.contains(&u.name));
+        .partition(|u| !files_backend(repo) || loose.contains(&u.name));
     if !via_loose.is_empty() {
         repo.transaction(&via_loose, "entire: remove staging refs")?;
     }
