@@ -185,7 +185,8 @@ pub fn local_path(url: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Read a local repository's refs directly, as `git-upload-pack` would advertise them, without starting it.
-/// `None` (use the protocol) when the repository cannot be opened or hides refs from upload-pack.
+/// `None` (use the protocol) when the repository cannot be opened, hides refs from upload-pack, or stores refs
+/// in a backend other than files (gix cannot read reftable).
 fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
     let remote = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
     let config = remote.config_snapshot();
@@ -193,6 +194,7 @@ fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
         "transfer.hideRefs",
         "uploadpack.hideRefs",
         "uploadpack.allowRefInWant",
+        "extensions.refStorage",
     ] {
         if config.string(key).is_some() {
             return None;

@@ -157,8 +157,4 @@ pub enum MigrateError {
     Commit(#[from] commit::CommitError),
     #[error(transparent)]
     Deleted(#[from] deleted::DeletedError),
-    #[error(
-        "this repository stores refs in reftable format, which the migration does not support yet"
-    )]
-    Reftable,
 }

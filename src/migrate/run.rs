@@ -32,12 +32,6 @@ pub fn run(
         phase: "start",
     };
     let progress: &mut dyn Progress = &mut timed;
-    if repo
-        .config_string("extensions.refStorage")
-        .is_some_and(|v| v.eq_ignore_ascii_case("reftable"))
-    {
-        return Err(MigrateError::Reftable);
-    }
     let common = repo.common_dir();
     let _lock = match opts.dry_run {
         true => None,
