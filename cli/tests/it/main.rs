@@ -21,6 +21,7 @@ mod servers;
 mod store;
 mod store_concurrency;
 mod store_sample;
+mod storage_formats;
 mod transports;
 mod validation;
 
