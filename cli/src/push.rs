@@ -63,6 +63,13 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         )
         .hint("the checkpoints stay queued; retry with `git entire push`"));
     }
+    if let Some(failure) = outcome.prepare_failure {
+        return Err(CliError::new(
+            Exit::Internal,
+            anyhow::anyhow!("queued checkpoints were not pushed: {failure}"),
+        )
+        .hint("they stay queued; retry with `git entire push`"));
+    }
     let Some(summary) = outcome.checkpoints else {
         if !g.quiet {
             eprintln!("entire: nothing to push");

@@ -32,7 +32,8 @@ use crate::git::packedrefs::{self, Mode, PackedRefs, PackedRefsError};
 use crate::git::repo::{ObjectId, RefStorage, RefUpdate, Repo, RepoError};
 use crate::model::refname::CHECKPOINT_PREFIX;
 
-/// How long to wait for somebody else's `packed-refs.lock` (git's `core.packedRefsTimeout` defaults to 1 s).
+/// How long to wait for somebody else's `packed-refs.lock` unless `core.packedRefsTimeout` says otherwise
+/// (git's own default is 1 s; a migration is rarer and longer, so it waits longer).
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const TMP_NAME: &str = "entire-migrate-packed-refs.tmp";
 
@@ -55,6 +56,15 @@ pub struct RefWrite {
 
 fn writer(common: &Path) -> PackedRefs {
     PackedRefs::new(common, common.join(TMP_NAME), LOCK_TIMEOUT)
+}
+
+/// The writer for publishing: waits `core.packedRefsTimeout` (milliseconds) when set, else [`LOCK_TIMEOUT`].
+fn publisher(repo: &Repo, common: &Path) -> PackedRefs {
+    let timeout = repo
+        .config_string("core.packedRefsTimeout")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(LOCK_TIMEOUT, Duration::from_millis);
+    PackedRefs::new(common, common.join(TMP_NAME), timeout)
 }
 
 /// Remove what a killed run may have left: our temporary link, and `packed-refs.lock` if it is that same file.
@@ -121,7 +131,7 @@ pub fn apply(repo: &Repo, writes: &[RefWrite]) -> Result<Vec<Conflict>, RefsErro
             })
             .collect();
         let changes: Vec<&RefUpdate> = changes.iter().collect();
-        conflicts.extend(writer(&common).update(&changes, Mode::EachRef)?);
+        conflicts.extend(publisher(repo, &common).update(&changes, Mode::EachRef)?);
         let now_loose = packedrefs::loose_refs(&common, CHECKPOINT_PREFIX);
         for w in via_packed.iter().filter(|w| now_loose.contains(&w.name)) {
             conflicts.push(Conflict {

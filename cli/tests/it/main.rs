@@ -18,10 +18,11 @@ mod push_runs;
 mod queue;
 mod remote_resolution;
 mod servers;
+mod storage_formats;
+mod storage_locks;
 mod store;
 mod store_concurrency;
 mod store_sample;
-mod storage_formats;
 mod transports;
 mod validation;
 

@@ -32,7 +32,10 @@ fn init(env: &TestEnv, flags: &[&str], dir: &Path, bare: bool) {
 }
 
 fn refs(env: &TestEnv, repo: &Path) -> String {
-    env.git(repo, &["for-each-ref", "--format=%(refname)", "refs/entire/"])
+    env.git(
+        repo,
+        &["for-each-ref", "--format=%(refname)", "refs/entire/"],
+    )
 }
 
 fn scenario(name: &str, flags: &[&str]) {
@@ -58,7 +61,10 @@ fn scenario(name: &str, flags: &[&str]) {
     assert_eq!(queued(&env, &repo), vec![ref_name.clone()], "{name}");
     env.git(&repo, &["gc", "-q", "--prune=now"]);
     let shown = env.entire(&repo, &["show", &id, "0/full.jsonl"]).ok();
-    assert_eq!(shown.stdout, "{\"type\":\"user\"}\n", "{name}: show after gc");
+    assert_eq!(
+        shown.stdout, "{\"type\":\"user\"}\n",
+        "{name}: show after gc"
+    );
     env.entire(&repo, &["status"]).ok();
     env.entire(&repo, &["fsck"]).ok();
 
@@ -69,7 +75,12 @@ fn scenario(name: &str, flags: &[&str]) {
     env.git(&repo, &["commit", "-q", "--allow-empty", "-m", &link]);
     env.git(
         &repo,
-        &["push", "-q", &format!("entire::{}", path_str(&server)), "main"],
+        &[
+            "push",
+            "-q",
+            &format!("entire::{}", path_str(&server)),
+            "main",
+        ],
     );
     assert_eq!(refs(&env, &server), ref_name, "{name}: checkpoint pushed");
     assert!(queued(&env, &repo).is_empty(), "{name}: queue drained");
@@ -107,7 +118,10 @@ fn scenario(name: &str, flags: &[&str]) {
     for id in [a.trimmed(), b.trimmed()] {
         assert!(migrated.contains(id), "{name}: {id} migrated: {migrated}");
     }
-    assert!(migrate(&["--json"]).stdout.contains("\"skipped\": 2"), "{name}: rerun");
+    assert!(
+        migrate(&["--json"]).stdout.contains("\"skipped\": 2"),
+        "{name}: rerun"
+    );
     env.git(&legacy, &["gc", "-q", "--prune=now"]);
     env.git(&legacy, &["fsck", "--no-progress"]);
 }

@@ -125,6 +125,9 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Set when the checkpoint push itself could not run.
     pub checkpoint_failure: Option<String>,
+    /// Set when the queued checkpoints could not even be prepared (queue unreadable, staging refs not
+    /// writable): they stay queued, nothing of them was pushed.
+    pub prepare_failure: Option<String>,
 }
 
 /// Push `user` refspecs (possibly none) plus, when `with_checkpoints`, the queued checkpoints of `repo`.
@@ -138,12 +141,15 @@ pub fn run(
     // A user refspec that names a checkpoint ref itself would collide with the glob; such a push carries only
     // what the user asked for.
     let explicit = user.iter().any(|s| s.dst.starts_with("refs/entire/"));
+    let mut outcome = Outcome::default();
     let batch = match (repo, with_checkpoints && !explicit) {
-        (Some(repo), true) => prepare(repo),
+        (Some(repo), true) => prepare(repo).unwrap_or_else(|e| {
+            outcome.prepare_failure = Some(e);
+            None
+        }),
         _ => None,
     };
     let user_specs: Vec<String> = user.iter().map(PushSpec::refspec).collect();
-    let mut outcome = Outcome::default();
     let Some(batch) = batch else {
         outcome.user = push_user(transport, user, &user_specs, options);
         return outcome;
@@ -227,7 +233,7 @@ fn push_both(
     cp_statuses
 }
 
-fn prepare(repo: &Repo) -> Option<Batch<'_>> {
+fn prepare(repo: &Repo) -> Result<Option<Batch<'_>>, String> {
     let limit = crate::git::config::get(repo, "entire.pushBatchSize")
         .and_then(|v| v.trim().parse().ok())
         .filter(|n: &usize| *n > 0)
@@ -236,11 +242,11 @@ fn prepare(repo: &Repo) -> Option<Batch<'_>> {
     let prepared = Batch::prepare(repo, limit);
     tracing::debug!(target: "entire::push", ms = started.elapsed().as_millis() as u64, "prepared the batch");
     match prepared {
-        Ok(b) if b.is_empty() => None,
-        Ok(b) => Some(b),
+        Ok(b) if b.is_empty() => Ok(None),
+        Ok(b) => Ok(Some(b)),
         Err(e) => {
             tracing::warn!(target: "entire::push", "checkpoints not pushed this time: {e}");
-            None
+            Err(e.to_string())
         }
     }
 }
