@@ -46,10 +46,21 @@ fn next(seed: &mut u64) -> u64 {
 /// Kill `write` at pseudo-random instants with `signal`; returns how many runs were killed mid-way.
 fn kill_writes(env: &TestEnv, repo: &Path, dir: &Path, signal: &str, runs: u32, seed: u64) -> u32 {
     let exe = bin_dir().join("git-entire");
-    let start = Instant::now();
-    env.entire(repo, &["write", "--id", &hex_id(9999), path_str(dir)])
-        .ok();
-    let span = start.elapsed().as_micros() as u64 + 1;
+    // A run's length: the fastest of three (the first one warms the caches).
+    let span = (0..3)
+        .map(|n| {
+            let start = Instant::now();
+            let run = env
+                .cmd(&exe, repo)
+                .args(["write", "--id", &hex_id(9990 + n), path_str(dir)])
+                .output()
+                .expect("write runs");
+            assert!(run.status.success());
+            start.elapsed().as_micros() as u64
+        })
+        .min()
+        .unwrap_or(1)
+        .max(1);
     let mut seed = seed;
     let mut killed = 0;
     for i in 0..runs {
@@ -61,11 +72,15 @@ fn kill_writes(env: &TestEnv, repo: &Path, dir: &Path, signal: &str, runs: u32, 
             .spawn()
             .expect("write starts");
         std::thread::sleep(Duration::from_micros(next(&mut seed) % span));
-        std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .expect("kill runs");
+        if signal == "KILL" {
+            let _ = child.kill();
+        } else {
+            std::process::Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .expect("kill runs");
+        }
         let status = child.wait().expect("write exits");
         killed += u32::from(!status.success());
         // The invariant holds at every instant: each existing checkpoint ref is queued.
@@ -77,6 +92,7 @@ fn kill_writes(env: &TestEnv, repo: &Path, dir: &Path, signal: &str, runs: u32, 
             );
         }
     }
+    eprintln!("{signal}: {killed} of {runs} runs interrupted (a run takes {span} µs)");
     killed
 }
 
@@ -86,8 +102,8 @@ fn killed_writes_strand_no_checkpoint_and_leave_no_blocking_lock() {
     let repo = refs_repo(&env, "r");
     let dir = session(&env, "s", r#"{"session_id": "k"}"#, &vec![b'x'; 200_000]);
     let server = env.bare("server.git");
-    let killed = kill_writes(&env, &repo, &dir, "KILL", 20, 7);
-    let termed = kill_writes(&env, &repo, &dir, "TERM", 10, 11);
+    let killed = kill_writes(&env, &repo, &dir, "KILL", 50, 7);
+    let termed = kill_writes(&env, &repo, &dir, "TERM", 20, 11);
     assert!(
         killed + termed > 0,
         "no run was interrupted: the test proves nothing"
@@ -306,4 +322,34 @@ fn reference_transaction_hook_sees_and_can_veto_checkpoint_writes() {
     assert!(!refs(&env, &repo, PREFIX)
         .iter()
         .any(|(n, _)| n.ends_with(&hex_id(5))));
+}
+
+/// Deterministic crash point: the test holds the queue's lock, so the writer stops at its first enqueue; a
+/// kill -9 there must not leave a ref that is not queued (upstream #2393 updates the ref first).
+#[test]
+fn a_write_killed_while_it_waits_for_the_queue_strands_nothing() {
+    let env = TestEnv::new();
+    let repo = refs_repo(&env, "r");
+    let dir = session(&env, "s", r#"{"session_id": "q"}"#, b"q\n");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo.join(".git/entire-checkpoint-push-queue.lock"))
+        .expect("queue lock file");
+    lock.lock().expect("hold the queue lock");
+    let mut child = env
+        .cmd(bin_dir().join("git-entire"), &repo)
+        .args(["write", "--id", &hex_id(1), path_str(&dir)])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("write starts");
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().expect("kill -9");
+    child.wait().expect("write exits");
+    lock.unlock().expect("release");
+    let queue = queued(&env, &repo);
+    for (name, _) in refs(&env, &repo, PREFIX) {
+        assert!(queue.contains(&name), "{name} exists but is not queued");
+    }
 }
