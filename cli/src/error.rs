@@ -69,9 +69,115 @@ impl CliError {
     }
 }
 
-/// Library errors default to "user error" (they name the thing at fault) unless mapped otherwise.
+/// Library errors map to their exit code by what failed ([`classify`]).
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(e: E) -> Self {
-        CliError::new(Exit::User, e)
+        let error = e.into();
+        CliError::new(classify(&error), error)
     }
+}
+
+/// The one error-to-exit-code mapping: the first cause in the chain (outermost first) that decides wins.
+/// Bad input and "not found" are [`Exit::User`]; I/O, object and lock failures and other infrastructure
+/// problems are [`Exit::Internal`]; anything unrecognised stays a user error (library errors name the culprit).
+pub fn classify(error: &anyhow::Error) -> Exit {
+    error.chain().find_map(decide).unwrap_or(Exit::User)
+}
+
+fn decide(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    use entire::git::cmd::GitCmdError;
+    use entire::git::packedrefs::PackedRefsError;
+    use entire::git::repo::RepoError;
+    use entire::migrate::{commit::CommitError, refs::RefsError, MigrateError};
+    use entire::model::checkpoint::CheckpointError;
+    use entire::store::queue::QueueError;
+    use entire::store::settings::SettingsError;
+    use entire::store::StoreError;
+    use entire::sync::push::StageError;
+    fn repo(r: &RepoError) -> Exit {
+        match r {
+            RepoError::NotARepo { .. }
+            | RepoError::Unsupported { .. }
+            | RepoError::Conflict { .. }
+            | RepoError::Rejected { .. } => Exit::User,
+            RepoError::Git { .. } | RepoError::Locked { .. } | RepoError::BadObject { .. } => {
+                Exit::Internal
+            }
+        }
+    }
+    fn checkpoint(c: &CheckpointError) -> Option<Exit> {
+        match c {
+            CheckpointError::Repo(r) => Some(repo(r)),
+            _ => Some(Exit::User),
+        }
+    }
+    if let Some(r) = e.downcast_ref::<RepoError>() {
+        return Some(repo(r));
+    }
+    if let Some(s) = e.downcast_ref::<StoreError>() {
+        return match s {
+            StoreError::Repo(r) => Some(repo(r)),
+            StoreError::Checkpoint(c) => checkpoint(c),
+            StoreError::TooManyConflicts { .. } | StoreError::Enqueue { .. } => {
+                Some(Exit::Internal)
+            }
+        };
+    }
+    if let Some(c) = e.downcast_ref::<CheckpointError>() {
+        return checkpoint(c);
+    }
+    if e.is::<SettingsError>() {
+        return Some(Exit::User);
+    }
+    if let Some(q) = e.downcast_ref::<QueueError>() {
+        return Some(match q {
+            QueueError::NotCheckpointRef { .. } => Exit::User,
+            QueueError::Io { .. } => Exit::Internal,
+        });
+    }
+    if let Some(m) = e.downcast_ref::<MigrateError>() {
+        return match m {
+            MigrateError::Repo(r) => Some(repo(r)),
+            MigrateError::Refs(RefsError::Repo(r)) => Some(repo(r)),
+            MigrateError::Commit(CommitError::Repo(r)) => Some(repo(r)),
+            MigrateError::Lock(_) | MigrateError::Commit(_) | MigrateError::Deleted(_) => None,
+            _ => Some(Exit::Internal),
+        };
+    }
+    if let Some(s) = e.downcast_ref::<StageError>() {
+        return match s {
+            StageError::Repo(r) => Some(repo(r)),
+            _ => Some(Exit::Internal),
+        };
+    }
+    if e.is::<PackedRefsError>() || e.is::<std::io::Error>() {
+        return Some(Exit::Internal);
+    }
+    match e.downcast_ref::<GitCmdError>() {
+        Some(GitCmdError::Spawn { .. }) => Some(Exit::Internal),
+        _ => None,
+    }
+}
+
+/// One `fatal:` line and exit 128 for a panic (a bug), instead of a backtrace and 101. A panic while printing
+/// to a closed stdout (`git entire … | head -c1`) ends the command quietly, like git on SIGPIPE (141): every
+/// command prints its result only after its writes finished, so nothing is left half done.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        if msg.contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("fatal: internal error: {msg}{at}");
+        std::process::exit(Exit::Internal as i32);
+    }));
 }

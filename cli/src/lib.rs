@@ -81,6 +81,7 @@ pub enum Command {
 
 /// Entry point of `git-entire`.
 pub fn main_git_entire() -> ExitCode {
+    error::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_exit(e),
@@ -123,6 +124,7 @@ pub struct MigrateCli {
 
 /// Entry point of `git-entire-migrate`.
 pub fn main_git_entire_migrate() -> ExitCode {
+    error::install_panic_hook();
     let cli = match MigrateCli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_exit(e),

@@ -232,9 +232,15 @@ impl Queue {
         Ok(contents.refs)
     }
 
-    /// Like [`Queue::drain`] but never writes.
+    /// Like [`Queue::drain`] but never writes. In a read-only repository (the lock file cannot be created) the
+    /// file is read without the lock: appends are whole lines and rewrites are renames, so an unlocked read sees
+    /// a consistent file, at worst without an entry being appended right now.
     pub fn peek(&self) -> Result<Vec<String>, QueueError> {
-        let _guard = self.lock()?;
+        let _guard = match self.lock() {
+            Ok(g) => Some(g),
+            Err(QueueError::Io { source, .. }) if is_read_only(&source) => None,
+            Err(e) => return Err(e),
+        };
         Ok(self.read()?.refs)
     }
 
@@ -277,6 +283,13 @@ impl Queue {
         self.rewrite(&keep)?;
         Ok(kept)
     }
+}
+
+fn is_read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 /// True if the file is non-empty and does not end with a newline.

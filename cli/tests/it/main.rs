@@ -18,6 +18,7 @@ mod push_runs;
 mod queue;
 mod remote_resolution;
 mod servers;
+mod storage_exits;
 mod storage_formats;
 mod storage_locks;
 mod store;

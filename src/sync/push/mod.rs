@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use crate::git::repo::Repo;
 pub use child::GitPush;
+pub use error::StageError;
 pub use stage::{Batch, CheckpointSummary};
 pub use status::{RefStatus, Rejection};
 
