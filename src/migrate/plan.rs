@@ -6,7 +6,9 @@
 //!   on top of the migrated commit, and re-importing the older legacy content would regress it. When the cache
 //!   already proves this for (legacy subtree, ref value), nothing is read at all.
 //! - **Create**: no ref yet → an orphan commit, expected old value "absent".
-//! - **Update**: the ref exists but the legacy content changed since → a commit on top of the ref's tip.
+//! - **Update**: the ref exists but the legacy content changed since → a commit on top of the ref's tip whose
+//!   tree is the ref's tree plus the sessions only the legacy side has (merged by `session_id`: the ref wins
+//!   per slot, so a session written to the ref store is never dropped); nothing legacy-only → skip.
 //!   If the tip's commit object is missing, the ref is repaired with an orphan commit (CAS on the tip).
 //! - **`--force`**: every checkpoint gets the orphan commit a first migration would make now, CAS'd against
 //!   whatever the ref holds.
@@ -19,7 +21,8 @@ use std::collections::HashMap;
 
 use gix::objs::{tree, Kind, Tree};
 
-use crate::git::repo::{ObjectId, RepoError};
+use crate::git::repo::{ObjectId, Repo, RepoError, TreeEntry};
+use crate::model::checkpoint::{self, CheckpointError, Layout};
 use crate::model::id::CheckpointId;
 
 use super::cache::Cache;
@@ -63,6 +66,8 @@ pub struct Planned {
 
 /// Inputs of planning besides the checkpoints themselves.
 pub struct Context<'a> {
+    /// The repository (reading checkpoint trees for a session merge).
+    pub repo: &'a Repo,
     /// Object access (a [`super::odb::tuned`] handle).
     pub odb: &'a gix::Repository,
     pub existing: &'a HashMap<String, Existing>,
@@ -124,11 +129,18 @@ impl Context<'_> {
                 ref_name: e.ref_name.clone(),
                 commit: e.commit,
             },
-            Some(false) => Step::Commit {
-                ref_name: e.ref_name.clone(),
-                expected: Some(e.commit),
-                parent: Some(e.commit),
-                tree,
+            Some(false) => match self.merge(&cp.id, e, cp.subtree, objects)? {
+                Ok(Some(merged)) => Step::Commit {
+                    ref_name: e.ref_name.clone(),
+                    expected: Some(e.commit),
+                    parent: Some(e.commit),
+                    tree: merged,
+                },
+                Ok(None) => Step::Skip {
+                    ref_name: e.ref_name.clone(),
+                    commit: e.commit,
+                },
+                Err(reason) => Step::Fail { reason },
             },
             None => Step::Commit {
                 ref_name: e.ref_name.clone(),
@@ -138,6 +150,46 @@ impl Context<'_> {
             },
         };
         Ok(planned(step))
+    }
+}
+
+impl Context<'_> {
+    /// The ref's tree plus the legacy-only sessions of `legacy` (refs are authoritative, seed 003: the ref wins
+    /// per session slot, nothing of it is dropped). `Ok(None)`: the legacy side adds no session.
+    fn merge(
+        &self,
+        id: &CheckpointId,
+        existing: &Existing,
+        legacy: ObjectId,
+        objects: &mut ObjectSet,
+    ) -> Result<Result<Option<ObjectId>, String>, RepoError> {
+        let base = self.repo.commit_tree(existing.commit)?;
+        match checkpoint::merge_sessions(self.repo, id, base, legacy, Layout::Refs) {
+            Ok(None) => Ok(Ok(None)),
+            Ok(Some(merged)) => {
+                let root = objects.add_raw(Kind::Blob, merged.root_metadata);
+                let mut tree = Tree::empty();
+                for e in merged.entries.iter().chain(std::iter::once(&TreeEntry {
+                    name: "metadata.json".into(),
+                    id: root,
+                    is_tree: false,
+                })) {
+                    tree.entries.push(tree::Entry {
+                        mode: if e.is_tree {
+                            tree::EntryKind::Tree.into()
+                        } else {
+                            tree::EntryKind::Blob.into()
+                        },
+                        filename: e.name.clone().into(),
+                        oid: e.id,
+                    });
+                }
+                tree.entries.sort();
+                Ok(Ok(Some(objects.add(&tree))))
+            }
+            Err(CheckpointError::Repo(e)) => Err(e),
+            Err(e) => Ok(Err(format!("cannot merge with the checkpoint ref: {e}"))),
+        }
     }
 }
 

@@ -72,6 +72,7 @@ pub fn run(
     let blocked = symbolic_refs(repo);
     let mut objects = ObjectSet::new(hash);
     let ctx = plan::Context {
+        repo,
         odb: &odb,
         existing: &existing,
         cache: &cache,

@@ -190,6 +190,59 @@ pub fn build(
     })
 }
 
+/// A checkpoint tree merged from two versions, not yet written: `entries` (slot subtrees and other entries,
+/// without the root `metadata.json`) plus the recomputed root metadata.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub entries: Vec<TreeEntry>,
+    pub root_metadata: Vec<u8>,
+}
+
+/// Merge the sessions of checkpoint tree `other` into `base`: `base` wins for every session it has (by
+/// `session_id`, or the identical slot tree); sessions only in `other` are appended as new slots and the root
+/// summary is recomputed. `None` when `other` adds nothing. Reads objects only; the caller writes the result.
+pub fn merge_sessions(
+    repo: &Repo,
+    id: &CheckpointId,
+    base: ObjectId,
+    other: ObjectId,
+    layout: Layout,
+) -> Result<Option<Merged>, CheckpointError> {
+    let mut entries = repo.tree_entries(base)?;
+    let old_root = read_root(repo, &entries, id)?;
+    let mut slots = read_slots(repo, &entries)?;
+    let theirs = read_slots(repo, &repo.tree_entries(other)?)?;
+    let mut added = false;
+    for slot in theirs.into_iter().filter(|s| s.tree.is_some()) {
+        let known = slots.iter().any(|mine| {
+            mine.tree == slot.tree
+                || (slot.session_id.is_some() && mine.session_id == slot.session_id)
+        });
+        if !known {
+            slots.push(slot);
+            added = true;
+        }
+    }
+    if !added {
+        return Ok(None);
+    }
+    entries
+        .retain(|e| e.name != "metadata.json" && !(e.is_tree && e.name.parse::<usize>().is_ok()));
+    for (i, slot) in slots.iter().enumerate() {
+        if let Some(tree) = slot.tree {
+            entries.push(TreeEntry {
+                name: i.to_string(),
+                id: tree,
+                is_tree: true,
+            });
+        }
+    }
+    Ok(Some(Merged {
+        entries,
+        root_metadata: summarize(old_root, id, &slots, layout).to_bytes(),
+    }))
+}
+
 /// What we know about one slot.
 #[derive(Debug, Default, Clone)]
 struct Slot {

@@ -21,6 +21,7 @@ mod servers;
 mod storage_exits;
 mod storage_formats;
 mod storage_locks;
+mod storage_migrate;
 mod store;
 mod store_concurrency;
 mod store_sample;
