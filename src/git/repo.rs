@@ -5,8 +5,15 @@
 //!   environment (`GIT_DIR`, `GIT_COMMON_DIR`, …) is honoured, so the helper can run under git.
 //! - Every ref change goes through [`Repo::transaction`]: each edit carries the value it expects
 //!   (`Some(oid)`, or `None` = must not exist). Nothing is ever written unconditionally. A lost race surfaces as
-//!   [`RepoError::Conflict`] naming the ref, and callers retry by rebuilding from the new value.
-//! - Objects are written in-process; no `git` subprocess per object or ref.
+//!   [`RepoError::Conflict`] naming the ref (a concurrent holder of a ref's lock as [`RepoError::Locked`];
+//!   [`RepoError::is_transient`] covers both), and callers retry by rebuilding from the new value.
+//! - Ref storage follows `extensions.refStorage`: the files backend is read by gix and written in-process
+//!   under git's lock protocol ([`super::files`]); reftable is read and written through git
+//!   ([`super::updateref`]), as are all ref writes while a `reference-transaction` hook exists, so git runs the
+//!   hook. Any other backend is refused on open ([`RepoError::Unsupported`]) — nothing is ever written where
+//!   git does not look.
+//! - Objects (SHA-1 or SHA-256, as the repository says) are written in-process; no `git` subprocess per object.
+//!   A write that fails because `git prune-packed` removed its fan-out directory is retried, as git does.
 //!
 //! Failure modes: [`RepoError`] carries the path, ref or object at fault.
 
@@ -170,7 +177,7 @@ impl Repo {
         .to_thread_local();
         // Lock files (gix-tempfile) are removed when SIGINT/SIGTERM/SIGQUIT arrive, then the signal's default
         // action runs: a polite kill leaves no `<ref>.lock` or `packed-refs.lock` behind. Idempotent.
-        gix::tempfile::signal::setup(Default::default());
+        install_signal_cleanup();
         let storage = match repo
             .config_snapshot()
             .string("extensions.refStorage")
@@ -303,6 +310,18 @@ impl Repo {
             return Ok(found.into_iter().find(|(n, _)| n == name).map(|(_, id)| id));
         }
         self.find_ref_files(name)
+    }
+
+    /// Values of several refs at once (one child git on reftable instead of one per ref).
+    pub fn find_refs(&self, names: &[String]) -> Result<Vec<Option<ObjectId>>, RepoError> {
+        if self.storage == RefStorage::Reftable && names.len() > 1 {
+            let found = super::updateref::for_each_ref_many(self, names)?;
+            return Ok(names
+                .iter()
+                .map(|n| found.iter().find(|(f, _)| f == n).map(|(_, id)| *id))
+                .collect());
+        }
+        names.iter().map(|n| self.find_ref(n)).collect()
     }
 
     /// [`Repo::find_ref`] on the files backend (loose file, else `packed-refs`).
@@ -561,6 +580,25 @@ impl Repo {
             }
         }
     }
+}
+
+/// Lock files (gix-tempfile) are removed when SIGINT, SIGTERM, SIGQUIT or SIGHUP arrive, then the signal's
+/// default action runs, so a polite kill leaves no `<ref>.lock` or `packed-refs.lock` behind. Idempotent.
+fn install_signal_cleanup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gix::tempfile::signal::setup(Default::default());
+        #[cfg(unix)]
+        // SAFETY: the action only calls async-signal-safe code: gix-tempfile's signal-safe cleanup and
+        // signal-hook's emulation of the default action.
+        let _ = unsafe {
+            signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
+                gix::tempfile::registry::cleanup_tempfiles_signal_safe();
+                let _ =
+                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGHUP);
+            })
+        };
+    });
 }
 
 /// Run an object write, retrying a few times when it failed because a directory vanished under it (a

@@ -70,11 +70,22 @@ pub(crate) fn for_each_ref(
     repo: &Repo,
     pattern: &str,
 ) -> Result<Vec<(String, ObjectId)>, RepoError> {
+    for_each_ref_many(repo, &[pattern])
+}
+
+/// [`for_each_ref`] for several patterns in one child.
+pub(crate) fn for_each_ref_many<S: AsRef<str>>(
+    repo: &Repo,
+    patterns: &[S],
+) -> Result<Vec<(String, ObjectId)>, RepoError> {
     let mut c = command(repo);
     c.args(["for-each-ref", "--format=%(objectname) %(refname)", "--"])
-        .arg(pattern);
+        .args(patterns.iter().map(AsRef::as_ref));
     let text = cmd::run_ok(&mut c).map_err(|e| RepoError::Git {
-        what: format!("cannot list refs matching {pattern}"),
+        what: format!(
+            "cannot list refs matching {}",
+            patterns.first().map_or("", AsRef::as_ref)
+        ),
         source: Box::new(e),
     })?;
     let mut out = Vec::new();

@@ -19,8 +19,10 @@ use crate::store::settings::Backend;
 
 /// Find a checkpoint's ref under either spelling.
 pub fn locate(repo: &Repo, id: &CheckpointId) -> Result<Option<Located>, StoreError> {
-    for name in refname::spellings(id) {
-        if let Some(commit) = repo.find_ref(&name)? {
+    let names = refname::spellings(id);
+    let values = repo.find_refs(&names)?;
+    for (name, value) in names.into_iter().zip(values) {
+        if let Some(commit) = value {
             let tree = repo.commit_tree(commit)?;
             return Ok(Some(Located {
                 backend: Backend::GitRefs,
