@@ -212,9 +212,13 @@ fn concurrent_gc_and_pack_refs_fail_no_write() {
             c
         };
         let mut loops = [
-            env_cmd(&["gc", "-q", "--prune=now"]),
+            // Plain `gc`: its prune grace period is what protects concurrent writers' fresh objects
+            // (`--prune=now` is documented by git as unsafe while anyone writes, git's own writers included).
+            env_cmd(&["gc", "-q"]),
             env_cmd(&["pack-refs", "--all"]),
             env_cmd(&["prune-packed"]),
+            env_cmd(&["update-ref", "refs/heads/churn", "HEAD"]),
+            env_cmd(&["update-ref", "-d", "refs/heads/churn"]),
         ];
         std::thread::spawn(move || {
             let mut n = 0;
