@@ -6,9 +6,11 @@
 //!   on top of the migrated commit, and re-importing the older legacy content would regress it. When the cache
 //!   already proves this for (legacy subtree, ref value), nothing is read at all.
 //! - **Create**: no ref yet → an orphan commit, expected old value "absent".
-//! - **Update**: the ref exists but the legacy content changed since → a commit on top of the ref's tip whose
-//!   tree is the ref's tree plus the sessions only the legacy side has (merged by `session_id`: the ref wins
-//!   per slot, so a session written to the ref store is never dropped); nothing legacy-only → skip.
+//! - **Update**: the ref exists but the legacy content changed since → a commit on top of the ref's tip. When
+//!   the tip is itself a migration commit (only the legacy branch wrote the checkpoint since), its tree is the
+//!   legacy content. When the ref store wrote the checkpoint after the migration (refs are authoritative, seed
+//!   003), the tree is the ref's tree plus the sessions only the legacy side has, merged by `session_id`: the
+//!   ref wins per slot, so a session written to the ref store is never dropped; nothing legacy-only → skip.
 //!   If the tip's commit object is missing, the ref is repaired with an orphan commit (CAS on the tip).
 //! - **`--force`**: every checkpoint gets the orphan commit a first migration would make now, CAS'd against
 //!   whatever the ref holds.
@@ -129,6 +131,12 @@ impl Context<'_> {
                 ref_name: e.ref_name.clone(),
                 commit: e.commit,
             },
+            Some(false) if self.migrated_tip(&cp.id, e)? => Step::Commit {
+                ref_name: e.ref_name.clone(),
+                expected: Some(e.commit),
+                parent: Some(e.commit),
+                tree,
+            },
             Some(false) => match self.merge(&cp.id, e, cp.subtree, objects)? {
                 Ok(Some(merged)) => Step::Commit {
                     ref_name: e.ref_name.clone(),
@@ -154,6 +162,20 @@ impl Context<'_> {
 }
 
 impl Context<'_> {
+    /// Whether the ref's tip is a migration commit: nothing but the legacy branch has written the checkpoint
+    /// since, so the legacy content is simply newer.
+    fn migrated_tip(&self, id: &CheckpointId, existing: &Existing) -> Result<bool, RepoError> {
+        let commit = self
+            .odb
+            .find_commit(existing.commit)
+            .map_err(|_| RepoError::BadObject {
+                what: "reading a checkpoint ref".into(),
+                id: existing.commit,
+                kind: "commit",
+            })?;
+        Ok(commit.message_raw_sloppy() == super::commit::message(id.as_str()).as_bytes())
+    }
+
     /// The ref's tree plus the legacy-only sessions of `legacy` (refs are authoritative, seed 003: the ref wins
     /// per session slot, nothing of it is dropped). `Ok(None)`: the legacy side adds no session.
     fn merge(
