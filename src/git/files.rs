@@ -19,9 +19,10 @@
 //!   during step 3 can leave some refs renamed and others not (git has the same window); every renamed ref
 //!   holds a complete value, and checkpoint refs are queued before they are written.
 //!
-//! Failure modes: lock files are registered with `gix-tempfile`, whose signal handler removes them on SIGINT,
-//! SIGTERM and SIGQUIT (installed by [`super::repo::Repo::discover`]); a kill -9 leaves at most a
-//! `<ref>.lock` that blocks that one ref, like git. Like git's default `core.fsync`, ref files are not fsynced.
+//! Failure modes: termination signals (INT, TERM, QUIT, HUP) are held back while the locks exist and take
+//! effect right after (the locks are also registered with `gix-tempfile`, whose best-effort signal cleanup
+//! covers the rest of the process); a kill -9 leaves at most a `<ref>.lock` that blocks that one ref, like
+//! git. Like git's default `core.fsync`, ref files are not fsynced.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub(crate) fn transaction(
         });
     }
     let timeout = lock_timeout(repo);
+    // Declared before the locks, so it drops after them: a pending SIGTERM arrives once no lock exists.
+    let _deferred = super::robust::DeferSignals::new();
     let mut locked = Vec::with_capacity(sorted.len());
     for u in &sorted {
         validate(&u.name)?;

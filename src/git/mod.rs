@@ -11,4 +11,5 @@ pub mod files;
 pub mod lsrefs;
 pub mod packedrefs;
 pub mod repo;
+pub(crate) mod robust;
 pub mod updateref;

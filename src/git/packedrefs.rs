@@ -151,7 +151,9 @@ impl PackedRefs {
         mode: Mode,
     ) -> Result<Vec<Conflict>, PackedRefsError> {
         let (path, lock_path) = (self.path(), self.lock_path());
-        let mut lock = self.lock()?;
+        // Termination signals are held back while the lock exists (`_deferred` drops after `lock`): a SIGTERM
+        // lands once `packed-refs.lock` is gone.
+        let (_deferred, mut lock) = self.lock()?;
         let result = (|| {
             let current = read_or_empty(&path)?;
             let parsed = Packed::parse(&current).map_err(|line| PackedRefsError::Malformed {
@@ -174,12 +176,14 @@ impl PackedRefs {
     /// Take `packed-refs.lock` (`O_EXCL`, registered for removal on SIGINT/SIGTERM, removed on drop), then
     /// hard-link our temporary name to it: the link proves to [`PackedRefs::recover`] that a lock left by a
     /// kill -9 was ours.
-    fn lock(&self) -> Result<gix::lock::File, PackedRefsError> {
+    fn lock(&self) -> Result<(super::robust::DeferSignals, gix::lock::File), PackedRefsError> {
         let lock_path = self.lock_path();
         let _ = fs::remove_file(&self.tmp);
         let start = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
+            // Signals wait only while an attempt may create the lock, not while we sleep between attempts.
+            let deferred = super::robust::DeferSignals::new();
             match gix::lock::File::acquire_to_update_resource(
                 self.path(),
                 gix::lock::acquire::Fail::Immediately,
@@ -188,7 +192,7 @@ impl PackedRefs {
             ) {
                 Ok(lock) => {
                     fs::hard_link(&lock_path, &self.tmp).map_err(io_err(&self.tmp))?;
-                    return Ok(lock);
+                    return Ok((deferred, lock));
                 }
                 Err(e) if !lock_path.exists() => {
                     return Err(PackedRefsError::Io {
@@ -203,6 +207,7 @@ impl PackedRefs {
                     })
                 }
                 Err(_) => {
+                    drop(deferred);
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(100));
                 }

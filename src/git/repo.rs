@@ -177,7 +177,7 @@ impl Repo {
         .to_thread_local();
         // Lock files (gix-tempfile) are removed when SIGINT/SIGTERM/SIGQUIT arrive, then the signal's default
         // action runs: a polite kill leaves no `<ref>.lock` or `packed-refs.lock` behind. Idempotent.
-        install_signal_cleanup();
+        super::robust::install_signal_cleanup();
         let storage = match repo
             .config_snapshot()
             .string("extensions.refStorage")
@@ -220,7 +220,7 @@ impl Repo {
             }
             None => self.common_dir().join("hooks"),
         };
-        is_executable(&dir.join(name))
+        super::robust::is_executable(&dir.join(name))
     }
 
     /// Discover from the current directory.
@@ -380,13 +380,13 @@ impl Repo {
 
     /// Write a blob.
     pub fn write_blob(&self, data: &[u8]) -> Result<ObjectId, RepoError> {
-        retry_vanished_dir(|| self.repo.write_blob(data).map(|id| id.detach()))
+        super::robust::retry_vanished_dir(|| self.repo.write_blob(data).map(|id| id.detach()))
             .map_err(git("cannot write blob"))
     }
 
     /// Write any object (retrying like git when a concurrent `git prune-packed` removed the fan-out dir).
     pub fn write_object(&self, object: impl gix::objs::WriteTo) -> Result<ObjectId, RepoError> {
-        retry_vanished_dir(|| self.repo.write_object(&object).map(|id| id.detach()))
+        super::robust::retry_vanished_dir(|| self.repo.write_object(&object).map(|id| id.detach()))
             .map_err(git("cannot write object"))
     }
 
@@ -429,7 +429,7 @@ impl Repo {
             .map_err(git(format!("cannot read tree {base}")))?;
         let mut ed = TreeEditor { inner: editor };
         f(&mut ed)?;
-        retry_vanished_dir(|| ed.inner.write().map(|id| id.detach()))
+        super::robust::retry_vanished_dir(|| ed.inner.write().map(|id| id.detach()))
             .map_err(git("cannot write tree"))
     }
 
@@ -580,64 +580,6 @@ impl Repo {
             }
         }
     }
-}
-
-/// Lock files (gix-tempfile) are removed when SIGINT, SIGTERM, SIGQUIT or SIGHUP arrive, then the signal's
-/// default action runs, so a polite kill leaves no `<ref>.lock` or `packed-refs.lock` behind. Idempotent.
-fn install_signal_cleanup() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        gix::tempfile::signal::setup(Default::default());
-        #[cfg(unix)]
-        // SAFETY: the action only calls async-signal-safe code: gix-tempfile's signal-safe cleanup and
-        // signal-hook's emulation of the default action.
-        let _ = unsafe {
-            signal_hook::low_level::register(signal_hook::consts::SIGHUP, || {
-                gix::tempfile::registry::cleanup_tempfiles_signal_safe();
-                let _ =
-                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGHUP);
-            })
-        };
-    });
-}
-
-/// Run an object write, retrying a few times when it failed because a directory vanished under it (a
-/// concurrent `git prune-packed` removes empty `objects/xx/` directories between their creation and the
-/// rename into them; git's own object writer retries the same way).
-fn retry_vanished_dir<T, E: std::error::Error + 'static>(
-    mut write: impl FnMut() -> Result<T, E>,
-) -> Result<T, E> {
-    let mut attempt = 0;
-    loop {
-        match write() {
-            Err(e) if attempt < 8 && is_not_found(&e) => attempt += 1,
-            other => return other,
-        }
-    }
-}
-
-fn is_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::NotFound {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    e.to_string().contains("No such file or directory") || format!("{e:?}").contains("NotFound")
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
 }
 
 fn show(v: Option<ObjectId>) -> String {

@@ -137,12 +137,18 @@ fn killed_writes_strand_no_checkpoint_and_leave_no_blocking_lock() {
 }
 
 #[test]
-fn sigterm_during_writes_leaves_no_lock_file() {
+fn polite_signals_during_writes_leave_no_lock_file() {
     let env = TestEnv::new();
     let repo = refs_repo(&env, "r");
     let dir = session(&env, "s", r#"{"session_id": "t"}"#, b"t\n");
-    kill_writes(&env, &repo, &dir, "TERM", 10, 3);
-    assert_eq!(lock_files(&repo.join(".git")), Vec::<PathBuf>::new());
+    for (signal, seed) in [("TERM", 3), ("INT", 5), ("HUP", 13)] {
+        kill_writes(&env, &repo, &dir, signal, 8, seed);
+        assert_eq!(
+            lock_files(&repo.join(".git")),
+            Vec::<PathBuf>::new(),
+            "{signal}"
+        );
+    }
 }
 
 #[test]
