@@ -14,7 +14,8 @@ use entire::sync::lazy::{self, Lookup};
 pub struct Args {
     /// Checkpoint ID.
     id: String,
-    /// Path inside the checkpoint, e.g. `0/full.jsonl` (chunks are reassembled); default: `metadata.json`.
+    /// Path inside the checkpoint, e.g. `0/full.jsonl` (chunks are reassembled; in the v2 layout also
+    /// `0/raw_transcript`, `0/transcript.jsonl`); default: `metadata.json`.
     path: Option<String>,
     /// Print a JSON object with where the checkpoint was found and the content.
     #[arg(long)]
@@ -40,6 +41,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         missing => {
             let mut places = refname::spellings(&id);
             places.push(refname::LEGACY_BRANCH.to_string());
+            places.push(refname::V2_MAIN.to_string());
             let where_ = match missing {
                 _ if a.no_fetch => "locally",
                 Lookup::NoRemote => "locally, and there is no remote to fetch it from",
@@ -52,7 +54,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         }
     };
     let path = a.path.as_deref().unwrap_or("metadata.json");
-    let Some(bytes) = store::read_path(&repo, found.tree, path)? else {
+    let Some(bytes) = store::read(&repo, &id, &found, path)? else {
         return Err(CliError::user(format!(
             "checkpoint {id} has no file {path:?} (found in {})",
             found.ref_name

@@ -1,8 +1,12 @@
 //! Building a checkpoint tree: `metadata.json`, session slots `0/`, `1/`, …, optional `tasks/`.
 //!
-//! This is the layout shared by both stores: the ref store uses the tree as a commit's root tree, the legacy
+//! This is the layout shared by both v1 stores: the ref store uses the tree as a commit's root tree, the legacy
 //! branch places it at `<id[0:2]>/<id[2:]>/`. Only the session paths recorded in the root `metadata.json`
 //! differ ([`Layout`]).
+//!
+//! A session's files are described by what they are ([`FileRole`], [`SessionInput`]), separately from where a
+//! layout places them: the v1 placement is [`v1_name`] here; the v2 layout (`store::v2`) puts the same session
+//! on two refs under other names. [`summarize`] is shared by every layout.
 //!
 //! Invariants:
 //! - Slots are 0-based and stable per `session_id`: an incoming session that already owns a slot replaces that
@@ -62,6 +66,8 @@ pub enum CheckpointError {
     WrongCheckpoint { id: String, found: String },
     #[error("no sessions to write")]
     Empty,
+    #[error("task file {path:?}: {problem}")]
+    BadTaskPath { path: String, problem: &'static str },
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -76,6 +82,117 @@ pub struct SessionInput {
     pub context: Option<Vec<u8>>,
     /// Compact transcript (`transcript.jsonl`), never chunked.
     pub compact: Option<Vec<u8>>,
+    /// Subagent task files (`tasks/<tool-use-id>/…`), paths relative to `tasks/`, sorted.
+    pub tasks: Vec<TaskFile>,
+}
+
+/// One file of a session's task tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFile {
+    /// Slash-separated path below `tasks/`, e.g. `toolu_01/agent-a1.jsonl`; validated by [`TaskFile::new`].
+    pub path: String,
+    pub data: Vec<u8>,
+}
+
+impl TaskFile {
+    /// A task file; the path must be relative, without empty, `.`, `..` or `.git` segments.
+    pub fn new(path: &str, data: Vec<u8>) -> Result<Self, CheckpointError> {
+        let bad = |problem| CheckpointError::BadTaskPath {
+            path: path.to_string(),
+            problem,
+        };
+        if path.is_empty() || path.starts_with('/') {
+            return Err(bad("must be a relative path"));
+        }
+        for seg in path.split('/') {
+            if seg.is_empty() || seg == "." || seg == ".." || seg.eq_ignore_ascii_case(".git") {
+                return Err(bad("empty, \".\", \"..\" or \".git\" path segment"));
+            }
+            if seg.bytes().any(|b| b < 0x20 || b == b'\\') {
+                return Err(bad("control character or backslash"));
+            }
+        }
+        Ok(TaskFile {
+            path: path.to_string(),
+            data,
+        })
+    }
+}
+
+/// What a session file is, independent of where a layout places it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    /// The raw transcript (chunked at 50 MiB).
+    Transcript,
+    /// `sha256:<hex>` of the whole raw transcript.
+    ContentHash,
+    Prompt,
+    Context,
+    /// The compact "Entire Transcript Format" transcript.
+    Compact,
+}
+
+/// The file name of `role` in a v1 session slot (chunk 0 for the transcript).
+pub fn v1_name(role: FileRole) -> &'static str {
+    match role {
+        FileRole::Transcript => transcript::TRANSCRIPT,
+        FileRole::ContentHash => "content_hash.txt",
+        FileRole::Prompt => "prompt.txt",
+        FileRole::Context => "context.md",
+        FileRole::Compact => "transcript.jsonl",
+    }
+}
+
+/// Write the blobs of a task tree and return the tree (`None` when there are no task files).
+pub fn write_tasks(repo: &Repo, tasks: &[TaskFile]) -> Result<Option<ObjectId>, CheckpointError> {
+    if tasks.is_empty() {
+        return Ok(None);
+    }
+    let tree = repo.edit_tree(None, |ed| {
+        for t in tasks {
+            let blob = repo.write_blob(&t.data)?;
+            ed.put_blob(&t.path, blob)?;
+        }
+        Ok(())
+    })?;
+    Ok(Some(tree))
+}
+
+/// Read a `tasks/` directory recursively (sorted paths); a missing directory is no tasks.
+fn read_tasks(dir: &Path) -> Result<Vec<TaskFile>, CheckpointError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((d, prefix)) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && prefix.is_empty() => {
+                return Ok(out)
+            }
+            Err(source) => return Err(CheckpointError::Read { path: d, source }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| CheckpointError::Read {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if path.is_dir() {
+                stack.push((path, rel));
+            } else {
+                let data = std::fs::read(&path)
+                    .map_err(|source| CheckpointError::Read { path, source })?;
+                out.push(TaskFile::new(&rel, data)?);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
@@ -91,7 +208,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
 
 impl SessionInput {
     /// Read a session directory: `metadata.json` (with `session_id`) and `full.jsonl` are required;
-    /// `prompt.txt`, `context.md`, `transcript.jsonl` are optional.
+    /// `prompt.txt`, `context.md`, `transcript.jsonl` and a `tasks/` tree are optional.
     pub fn from_dir(dir: &Path) -> Result<Self, CheckpointError> {
         let read = |name: &str| {
             let path = dir.join(name);
@@ -106,7 +223,29 @@ impl SessionInput {
             prompt: read_optional(&dir.join("prompt.txt"))?,
             context: read_optional(&dir.join("context.md"))?,
             compact: read_optional(&dir.join("transcript.jsonl"))?,
+            tasks: read_tasks(&dir.join("tasks"))?,
         })
+    }
+
+    /// The session's files (other than its metadata) by role; absent optional files are left out.
+    pub fn files(&self) -> Vec<(FileRole, Vec<u8>)> {
+        let mut out = vec![
+            (FileRole::Transcript, self.transcript.clone()),
+            (
+                FileRole::ContentHash,
+                transcript::content_hash(&self.transcript).into_bytes(),
+            ),
+        ];
+        for (data, role) in [
+            (&self.prompt, FileRole::Prompt),
+            (&self.context, FileRole::Context),
+            (&self.compact, FileRole::Compact),
+        ] {
+            if let Some(d) = data {
+                out.push((role, d.clone()));
+            }
+        }
+        out
     }
 }
 
@@ -178,7 +317,7 @@ pub fn build(
             });
         }
     }
-    let root = summarize(old_root, id, &slots, layout);
+    let root = summarize_slots(old_root, id, &slots, layout);
     entries.push(TreeEntry {
         name: "metadata.json".into(),
         id: repo.write_blob(&root.to_bytes())?,
@@ -300,41 +439,66 @@ fn write_session(
         "metadata.json",
         &metadata::to_go_json(&Value::Object(meta.clone())),
     )?;
-    let chunks = transcript::chunk(&s.transcript, transcript::MAX_CHUNK).map_err(|source| {
-        CheckpointError::Chunk {
-            what: format!("session {} ({slot}/full.jsonl)", s.metadata.session_id()),
-            source,
+    for (role, data) in s.files() {
+        if role != FileRole::Transcript {
+            blob(v1_name(role), &data)?;
+            continue;
         }
-    })?;
-    for (i, c) in chunks.iter().enumerate() {
-        blob(&transcript::chunk_name(i), c)?;
+        let chunks = transcript::chunk(&data, transcript::MAX_CHUNK).map_err(|source| {
+            CheckpointError::Chunk {
+                what: format!("session {} ({slot}/full.jsonl)", s.metadata.session_id()),
+                source,
+            }
+        })?;
+        for (i, c) in chunks.iter().enumerate() {
+            blob(&transcript::chunk_name(i), c)?;
+        }
     }
-    blob(
-        "content_hash.txt",
-        transcript::content_hash(&s.transcript).as_bytes(),
-    )?;
-    for (data, name) in [
-        (&s.prompt, "prompt.txt"),
-        (&s.context, "context.md"),
-        (&s.compact, "transcript.jsonl"),
-    ] {
-        if let Some(d) = data {
-            blob(name, d)?;
-        }
+    if let Some(tasks) = write_tasks(repo, &s.tasks)? {
+        entries.push(TreeEntry {
+            name: "tasks".into(),
+            id: tasks,
+            is_tree: true,
+        });
     }
     Ok((repo.write_tree(&entries)?, meta))
 }
 
 /// Recompute the root summary from the slots, keeping unknown fields of the previous one.
-fn summarize(
+fn summarize_slots(
     old: Option<RootMetadata>,
     id: &CheckpointId,
     slots: &[Slot],
     layout: Layout,
 ) -> RootMetadata {
-    let mut root = old.unwrap_or_default().0;
     let metas: Vec<&Map<String, Value>> =
         slots.iter().filter_map(|s| s.metadata.as_ref()).collect();
+    let prefix = match layout {
+        Layout::Refs => String::new(),
+        Layout::Branch => format!("/{}", id.v1_path()),
+    };
+    let sessions: Vec<Value> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.tree.is_some())
+        .map(|(i, s)| session_paths(&format!("{prefix}/{i}"), &s.files))
+        .collect();
+    let stamp = (layout == Layout::Refs).then_some(CHECKPOINTS_VERSION);
+    summarize(old, id, &metas, sessions, stamp)
+}
+
+/// The root summary of a checkpoint from its session metadata (in slot order) and the layout's `sessions[]`
+/// entries: `cli_version`, optional `checkpoints_version` stamp, ID, strategy (first session's), branch (last
+/// session's), summed `checkpoints_count` and `token_usage`, sorted de-duplicated `files_touched`. Fields of
+/// `old` we do not model survive in place.
+pub fn summarize(
+    old: Option<RootMetadata>,
+    id: &CheckpointId,
+    metas: &[&Map<String, Value>],
+    sessions: Vec<Value>,
+    stamp: Option<&str>,
+) -> RootMetadata {
+    let mut root = old.unwrap_or_default().0;
     let first_str = |key: &str| {
         metas
             .iter()
@@ -345,8 +509,8 @@ fn summarize(
         root.insert(k.to_string(), v);
     };
     set("cli_version", CLI_VERSION.into());
-    if layout == Layout::Refs {
-        set("checkpoints_version", CHECKPOINTS_VERSION.into());
+    if let Some(stamp) = stamp {
+        set("checkpoints_version", stamp.into());
     }
     set("checkpoint_id", id.to_string().into());
     if let Some(s) = first_str("strategy") {
@@ -374,16 +538,6 @@ fn summarize(
         "files_touched",
         files.into_iter().collect::<Vec<_>>().into(),
     );
-    let prefix = match layout {
-        Layout::Refs => String::new(),
-        Layout::Branch => format!("/{}", id.v1_path()),
-    };
-    let sessions: Vec<Value> = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.tree.is_some())
-        .map(|(i, s)| session_paths(&format!("{prefix}/{i}"), &s.files))
-        .collect();
     set("sessions", sessions.into());
     if let Some(usage) = metadata::sum_usage(metas.iter().filter_map(|m| m.get("token_usage"))) {
         set("token_usage", usage);
