@@ -10,6 +10,8 @@
 //!   `tasks/` tree is replaced when the session brings task files and kept otherwise.
 //! - A session with an empty transcript and no task files writes nothing here. A slot whose stored hash equals
 //!   the new one (and whose tasks are unchanged) is left alone; a write that changes nothing makes no commit.
+//! - `/full/current` never holds more than the generation limit: a new checkpoint finding it full rotates it
+//!   first (see [`rotation`]) and searches again; so every archive holds exactly the limit.
 //! - One commit `Checkpoint: <id>` on the target's tip, compare-and-swap against the tip the search started
 //!   from; a lost race (including a rotation that moved the checkpoint into an archive) searches again.
 
@@ -83,10 +85,12 @@ pub fn write(
         return Ok(None);
     }
     let path = layout::checkpoint_path(id);
+    let max = layout::max_per_generation();
     let mut prepared = Vec::with_capacity(work.len());
     for (n, s) in &work {
         prepared.push((*n, prepare(repo, s, *n)?));
     }
+    let mut overflow = false;
     for attempt in 0..MAX_ATTEMPTS {
         // Read current's tip before searching the archives: a rotation in between moves current, so the
         // compare-and-swap below fails and the search runs again.
@@ -102,6 +106,15 @@ pub fn write(
             }
             _ => (FULL_CURRENT.to_string(), cur_expected, cur_parent, cur_root),
         };
+        if !overflow && ref_name == FULL_CURRENT && full_without(repo, cur_root, &path, max)? {
+            // Never grow a full generation past the limit: rotate first (whoever wins), then search again.
+            // If rotating fails outright, the write still goes in (the caller's rotation retries and warns).
+            if let Err(e) = rotation::rotate_if_needed(repo, max, who) {
+                tracing::warn!(checkpoint = %id, "v2 rotation before write failed: {e}");
+                overflow = true;
+            }
+            continue;
+        }
         let new_root = repo.edit_tree(Some(root), |ed| {
             for (n, p) in &prepared {
                 let slot_path = format!("{path}/{n}");
@@ -144,6 +157,14 @@ pub fn write(
     Err(StoreError::TooManyConflicts {
         what: FULL_CURRENT.to_string(),
     })
+}
+
+/// True when `root` (a `/full/current` tree) already holds `max` checkpoints and not the one at `path`.
+fn full_without(repo: &Repo, root: ObjectId, path: &str, max: usize) -> Result<bool, StoreError> {
+    if repo.lookup(root, path)?.is_some() {
+        return Ok(false);
+    }
+    Ok(layout::count_checkpoints(repo, root)? >= max)
 }
 
 /// A session's blobs, written once before the compare-and-swap loop.
