@@ -31,6 +31,9 @@ pub struct FullWritten {
     /// `…/full/current` or the archive that holds the checkpoint.
     pub ref_name: String,
     pub commit: ObjectId,
+    /// For `/full/current`: how many checkpoints it holds after the write, when it was counted (a write that
+    /// added a checkpoint); `None` when not counted.
+    pub count: Option<usize>,
 }
 
 /// Where a stored checkpoint's raw transcripts live.
@@ -106,7 +109,11 @@ pub fn write(
             }
             _ => (FULL_CURRENT.to_string(), cur_expected, cur_parent, cur_root),
         };
-        if !overflow && ref_name == FULL_CURRENT && full_without(repo, cur_root, &path, max)? {
+        let count = match ref_name == FULL_CURRENT {
+            true => count_without(repo, cur_root, &path)?,
+            false => None,
+        };
+        if !overflow && count.is_some_and(|n| n >= max) {
             // Never grow a full generation past the limit: rotate first (whoever wins), then search again.
             // If rotating fails outright, the write still goes in (the caller's rotation retries and warns).
             if let Err(e) = rotation::rotate_if_needed(repo, max, who) {
@@ -149,7 +156,13 @@ pub fn write(
             new: Some(commit),
         };
         match repo.transaction(&[update], &format!("entire: v2 checkpoint {id}")) {
-            Ok(()) => return Ok(Some(FullWritten { ref_name, commit })),
+            Ok(()) => {
+                return Ok(Some(FullWritten {
+                    ref_name,
+                    commit,
+                    count: count.map(|n| n + 1),
+                }))
+            }
             Err(RepoError::Conflict { .. }) => backoff(attempt),
             Err(e) => return Err(e.into()),
         }
@@ -159,12 +172,13 @@ pub fn write(
     })
 }
 
-/// True when `root` (a `/full/current` tree) already holds `max` checkpoints and not the one at `path`.
-fn full_without(repo: &Repo, root: ObjectId, path: &str, max: usize) -> Result<bool, StoreError> {
+/// How many checkpoints `root` (a `/full/current` tree) holds, when it does not hold the one at `path` yet
+/// (`None` when it does: the write adds nothing).
+fn count_without(repo: &Repo, root: ObjectId, path: &str) -> Result<Option<usize>, StoreError> {
     if repo.lookup(root, path)?.is_some() {
-        return Ok(false);
+        return Ok(None);
     }
-    Ok(layout::count_checkpoints(repo, root)? >= max)
+    Ok(Some(layout::count_checkpoints(repo, root)?))
 }
 
 /// A session's blobs, written once before the compare-and-swap loop.

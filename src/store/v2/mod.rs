@@ -129,12 +129,14 @@ pub fn write(
         rotated: None,
         warnings: Vec::new(),
     };
-    let wrote_current = written
+    // Only a write that added a checkpoint to /full/current can fill it; the rotation recounts on a fresh read.
+    let max = layout::max_per_generation();
+    let filled = written
         .full
         .as_ref()
-        .is_some_and(|f| f.ref_name == layout::FULL_CURRENT);
-    if wrote_current {
-        match rotation::rotate_if_needed(repo, layout::max_per_generation(), who) {
+        .is_some_and(|f| f.ref_name == layout::FULL_CURRENT && f.count.is_some_and(|n| n >= max));
+    if filled {
+        match rotation::rotate_if_needed(repo, max, who) {
             Ok(rotation::Rotation::Rotated { archive, .. }) => written.rotated = Some(archive),
             Ok(rotation::Rotation::NotNeeded) => {}
             Ok(rotation::Rotation::Lost { reason }) => {
