@@ -7,7 +7,10 @@
 //!   `compact_transcript_start` are not carried over: v2 has one offset, `checkpoint_transcript_start`, counting
 //!   lines of the **compact** transcript.
 //! - The compact transcript is the producer's `transcript.jsonl` when given; otherwise it is derived from the raw
-//!   transcript for agents whose transcripts are Claude Code style JSONL. Other agents get no compact file.
+//!   transcript with the generic JSONL (Claude Code) rules. Upstream detects OpenCode, Gemini, pi, Codex, Copilot
+//!   and Droid transcripts first and compacts them with their own rules, which we do not implement: sessions of
+//!   those agents, and sessions naming no agent at all (as upstream), get no compact file; so does a transcript
+//!   that compacts to nothing.
 //!
 //! Pure: no repository access.
 
@@ -48,8 +51,14 @@ pub const V2_FIELDS: [&str; 24] = [
 /// v1 fields that v2 replaces.
 const DROPPED: [&str; 2] = ["transcript_lines_at_start", "compact_transcript_start"];
 
-/// Agents whose raw transcripts are the generic JSONL the compactor understands.
-const COMPACTABLE_AGENTS: [&str; 4] = ["Claude Code", "claude-code", "Cursor", "cursor"];
+/// Agents (name fragments, lower case) whose transcripts have their own formats upstream.
+const OWN_FORMAT_AGENTS: [&str; 5] = ["gemini", "opencode", "codex", "copilot", "droid"];
+
+/// True when the generic JSONL compaction applies to transcripts of `agent`.
+pub fn compactable(agent: &str) -> bool {
+    let a = agent.trim().to_ascii_lowercase();
+    !a.is_empty() && a != "pi" && !OWN_FORMAT_AGENTS.iter().any(|f| a.contains(f))
+}
 
 /// The compact transcript of a session and the compact line where this checkpoint starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +76,7 @@ pub fn compact_for(s: &SessionInput) -> Compact {
     let meta = &s.metadata.0;
     let raw_start = u64_field(meta, "checkpoint_transcript_start").unwrap_or(0);
     let agent = s.metadata.get_str("agent").unwrap_or("");
-    let compactable = COMPACTABLE_AGENTS.contains(&agent);
+    let compactable = compactable(agent);
     let fields = Fields {
         agent,
         cli_version: CLI_VERSION,
@@ -187,6 +196,26 @@ mod tests {
             ]
         );
         assert_eq!(m["created_at"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn compactable_agents_table() {
+        for (agent, want) in [
+            ("Claude Code", true),
+            ("claude-code", true),
+            ("Agent", true),
+            ("Cursor", true),
+            ("", false),
+            ("  ", false),
+            ("Gemini CLI", false),
+            ("OpenCode", false),
+            ("Codex", false),
+            ("GitHub Copilot CLI", false),
+            ("Factory AI Droid", false),
+            ("pi", false),
+        ] {
+            assert_eq!(compactable(agent), want, "{agent:?}");
+        }
     }
 
     #[test]
