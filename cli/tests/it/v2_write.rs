@@ -397,3 +397,47 @@ fn fsck_checks_the_v2_invariants() {
         assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
     }
 }
+
+#[test]
+fn task_trees_go_under_the_owning_session_on_full_only() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    settings(&repo, r#"{"strategy_options": {"checkpoints_version": 2}}"#);
+    let s = claude_session(&env, "t", "sess-t", &claude_transcript("t", 1));
+    std::fs::create_dir_all(s.join("tasks/toolu_01")).expect("mkdir tasks");
+    std::fs::write(s.join("tasks/toolu_01/agent-a1.jsonl"), "{\"sub\":1}\n").expect("task file");
+    let id = write(&env, &repo, &[path_str(&s)]);
+    let cp = format!("{}/{}", &id[..2], &id[2..]);
+    let full = env.git(&repo, &["ls-tree", "-r", "--name-only", CURRENT]);
+    assert!(
+        full.lines()
+            .any(|l| l == format!("{cp}/0/tasks/toolu_01/agent-a1.jsonl")),
+        "{full}"
+    );
+    let main = env.git(&repo, &["ls-tree", "-r", "--name-only", MAIN]);
+    assert!(!main.contains("tasks/"), "{main}");
+    let shown = env
+        .entire(
+            &repo,
+            &["show", "--no-fetch", &id, "0/tasks/toolu_01/agent-a1.jsonl"],
+        )
+        .ok();
+    assert_eq!(shown.stdout, "{\"sub\":1}\n");
+    // A rewrite without task files keeps the stored tree; one with other task files replaces it.
+    let f = commits(&env, &repo, CURRENT);
+    std::fs::remove_dir_all(s.join("tasks")).expect("rm tasks");
+    write(&env, &repo, &["--id", &id, path_str(&s)]);
+    assert_eq!(
+        commits(&env, &repo, CURRENT),
+        f,
+        "tasks kept, nothing changed"
+    );
+    std::fs::create_dir_all(s.join("tasks/toolu_02")).expect("mkdir tasks");
+    std::fs::write(s.join("tasks/toolu_02/task.json"), "{}\n").expect("task file");
+    write(&env, &repo, &["--id", &id, path_str(&s)]);
+    let full = env.git(&repo, &["ls-tree", "-r", "--name-only", CURRENT]);
+    assert!(
+        full.contains("toolu_02/task.json") && !full.contains("toolu_01"),
+        "{full}"
+    );
+}

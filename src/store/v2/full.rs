@@ -230,7 +230,9 @@ impl Prepared {
             .into_iter()
             .filter(|e| {
                 let raw = e.name == RAW_HASH || layout::raw_chunk_index(&e.name).is_some();
-                !(raw && self.hash.is_some()) && !(e.name == TASKS && self.tasks.is_some())
+                let replaced_raw = raw && self.hash.is_some();
+                let replaced_tasks = e.name == TASKS && self.tasks.is_some();
+                !(replaced_raw || replaced_tasks)
             })
             .collect();
         for (name, id) in &self.raw {

@@ -26,6 +26,9 @@ use crate::store::StoreError;
 use super::layout::{self, FULL_CURRENT, GENERATION, MAIN, METADATA};
 use super::pending::{Pending, Publication};
 
+/// UTC seconds and nanoseconds.
+pub type Instant = (i64, u32);
+
 /// What a rotation attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -174,7 +177,7 @@ fn transcript_times(repo: &Repo, cp_tree: ObjectId) -> Result<Vec<(i64, u32)>, S
 }
 
 /// Committer times of the root (first parents) and of `tip`.
-fn history_times(repo: &Repo, tip: ObjectId) -> Result<((i64, u32), (i64, u32)), StoreError> {
+fn history_times(repo: &Repo, tip: ObjectId) -> Result<(Instant, Instant), StoreError> {
     let time = |c: ObjectId| -> Result<i64, StoreError> {
         let commit = repo
             .gix()
