@@ -8,6 +8,7 @@ use super::{open_repo, CliError, Global};
 use entire::model::id::CheckpointId;
 use entire::model::refname;
 use entire::store;
+use entire::store::settings::Backend;
 use entire::sync::lazy::{self, Lookup};
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +42,9 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         missing => {
             let mut places = refname::spellings(&id);
             places.push(refname::LEGACY_BRANCH.to_string());
-            places.push(refname::V2_MAIN.to_string());
+            if settings.rollout.writes(Backend::V2) || repo.find_ref(refname::V2_MAIN)?.is_some() {
+                places.push(refname::V2_MAIN.to_string());
+            }
             let where_ = match missing {
                 _ if a.no_fetch => "locally",
                 Lookup::NoRemote => "locally, and there is no remote to fetch it from",

@@ -8,6 +8,7 @@ use entire::git::repo::Repo;
 use entire::model::refname;
 use entire::store;
 use entire::store::queue::Queue;
+use entire::store::settings::Backend;
 use entire::store::v2::{layout, pending::Pending};
 
 #[derive(Debug, clap::Args)]
@@ -97,30 +98,38 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         None => println!("legacy branch: {} (absent)", refname::LEGACY_BRANCH),
     }
     println!("checkpoint refs: {}", checkpoints.len());
-    match &v2.main {
-        Some(c) => println!(
-            "v2 main: {} at {c} ({} checkpoint(s))",
-            layout::MAIN,
-            v2.main_checkpoints
-        ),
-        None => println!("v2 main: {} (absent)", layout::MAIN),
-    }
-    match &v2.current {
-        Some(c) => println!(
-            "v2 full/current: at {c} ({} of {} checkpoint(s) before rotation)",
-            v2.current_checkpoints,
-            layout::max_per_generation()
-        ),
-        None => println!("v2 full/current: (absent)"),
-    }
-    println!("v2 archived generations: {}", v2.archives.len());
-    for (name, c) in &v2.archives {
-        println!("  {name} {c}");
-    }
-    if !v2.pending.is_empty() {
-        println!("v2 pending publications: {}", v2.pending.len());
-        for p in &v2.pending {
-            println!("  {p}");
+    // The v2 section only when v2 is in use (configured, or its refs or records exist).
+    let v2_in_use = settings.rollout.writes(Backend::V2)
+        || v2.main.is_some()
+        || v2.current.is_some()
+        || !v2.archives.is_empty()
+        || !v2.pending.is_empty();
+    if v2_in_use {
+        match &v2.main {
+            Some(c) => println!(
+                "v2 main: {} at {c} ({} checkpoint(s))",
+                layout::MAIN,
+                v2.main_checkpoints
+            ),
+            None => println!("v2 main: {} (absent)", layout::MAIN),
+        }
+        match &v2.current {
+            Some(c) => println!(
+                "v2 full/current: at {c} ({} of {} checkpoint(s) before rotation)",
+                v2.current_checkpoints,
+                layout::max_per_generation()
+            ),
+            None => println!("v2 full/current: (absent)"),
+        }
+        println!("v2 archived generations: {}", v2.archives.len());
+        for (name, c) in &v2.archives {
+            println!("  {name} {c}");
+        }
+        if !v2.pending.is_empty() {
+            println!("v2 pending publications: {}", v2.pending.len());
+            for p in &v2.pending {
+                println!("  {p}");
+            }
         }
     }
     println!("push queue: {} ref(s)", queued.len());

@@ -95,22 +95,9 @@ pub fn write(
     }
     let mut overflow = false;
     for attempt in 0..MAX_ATTEMPTS {
-        // Read current's tip before searching the archives: a rotation in between moves current, so the
-        // compare-and-swap below fails and the search runs again.
-        let (cur_expected, cur_parent, cur_root) = tip_or_init(repo, FULL_CURRENT, who)?;
-        let target = match existed {
-            true => locate(repo, id)?,
-            false => None,
-        };
-        let (ref_name, expected, parent, root) = match target {
-            Some(t) if t.ref_name != FULL_CURRENT => {
-                let root = repo.commit_tree(t.commit)?;
-                (t.ref_name, Some(t.commit), t.commit, root)
-            }
-            _ => (FULL_CURRENT.to_string(), cur_expected, cur_parent, cur_root),
-        };
-        let count = match ref_name == FULL_CURRENT {
-            true => count_without(repo, cur_root, &path)?,
+        let t = choose_target(repo, id, existed, who)?;
+        let count = match t.ref_name == FULL_CURRENT {
+            true => count_without(repo, t.root, &path)?,
             false => None,
         };
         if !overflow && count.is_some_and(|n| n >= max) {
@@ -122,43 +109,20 @@ pub fn write(
             }
             continue;
         }
-        let new_root = repo.edit_tree(Some(root), |ed| {
-            for (n, p) in &prepared {
-                let slot_path = format!("{path}/{n}");
-                let old = repo.lookup(root, &slot_path)?.filter(|e| e.is_tree);
-                if let Some(tree) = p.slot_tree(repo, old.map(|e| e.id))? {
-                    ed.put_tree(&slot_path, tree)?;
-                }
-            }
-            Ok(())
-        })?;
-        if new_root == root && expected.is_some() {
+        let Some(new_root) = new_root(repo, &t, &path, &prepared)? else {
             return Ok(None);
-        }
-        let new_root = if ref_name == FULL_CURRENT {
-            new_root
-        } else {
-            // An archive keeps a generation.json that brackets every checkpoint it holds.
-            let generation = rotation::generation_json(repo, parent, new_root)?;
-            let blob = repo.write_blob(&crate::model::metadata::to_go_json(&generation))?;
-            repo.edit_tree(Some(new_root), |ed| ed.put_blob(layout::GENERATION, blob))?
         };
-        let commit = repo.write_commit(
-            new_root,
-            &[parent],
-            who,
-            who,
-            &format!("Checkpoint: {id}\n"),
-        )?;
+        let message = format!("Checkpoint: {id}\n");
+        let commit = repo.write_commit(new_root, &[t.parent], who, who, &message)?;
         let update = RefUpdate {
-            name: ref_name.clone(),
-            expected,
+            name: t.ref_name.clone(),
+            expected: t.expected,
             new: Some(commit),
         };
         match repo.transaction(&[update], &format!("entire: v2 checkpoint {id}")) {
             Ok(()) => {
                 return Ok(Some(FullWritten {
-                    ref_name,
+                    ref_name: t.ref_name,
                     commit,
                     count: count.map(|n| n + 1),
                 }))
@@ -170,6 +134,78 @@ pub fn write(
     Err(StoreError::TooManyConflicts {
         what: FULL_CURRENT.to_string(),
     })
+}
+
+/// The ref a write goes to, with the value it is built on.
+struct Target {
+    ref_name: String,
+    /// Expected value for the compare-and-swap (`None`: the ref does not exist yet).
+    expected: Option<ObjectId>,
+    /// Parent of the new commit (an in-memory init commit when the ref does not exist).
+    parent: ObjectId,
+    root: ObjectId,
+}
+
+/// `/full/current`, or the archive already holding checkpoint `id` (searched only if it `existed`).
+fn choose_target(
+    repo: &Repo,
+    id: &CheckpointId,
+    existed: bool,
+    who: &Identity,
+) -> Result<Target, StoreError> {
+    // Read current's tip before searching the archives: a rotation in between moves current, so the
+    // compare-and-swap fails and the search runs again.
+    let (expected, parent, root) = tip_or_init(repo, FULL_CURRENT, who)?;
+    let found = match existed {
+        true => locate(repo, id)?,
+        false => None,
+    };
+    Ok(match found {
+        Some(f) if f.ref_name != FULL_CURRENT => Target {
+            root: repo.commit_tree(f.commit)?,
+            ref_name: f.ref_name,
+            expected: Some(f.commit),
+            parent: f.commit,
+        },
+        _ => Target {
+            ref_name: FULL_CURRENT.to_string(),
+            expected,
+            parent,
+            root,
+        },
+    })
+}
+
+/// The target's new root tree with the prepared slots, or `None` when nothing changes. An archive's
+/// `generation.json` is recomputed so it keeps bracketing every checkpoint it holds.
+fn new_root(
+    repo: &Repo,
+    t: &Target,
+    path: &str,
+    prepared: &[(usize, Prepared)],
+) -> Result<Option<ObjectId>, StoreError> {
+    let root = t.root;
+    let new_root = repo.edit_tree(Some(root), |ed| {
+        for (n, p) in prepared {
+            let slot_path = format!("{path}/{n}");
+            let old = repo.lookup(root, &slot_path)?.filter(|e| e.is_tree);
+            if let Some(tree) = p.slot_tree(repo, old.map(|e| e.id))? {
+                ed.put_tree(&slot_path, tree)?;
+            }
+        }
+        Ok(())
+    })?;
+    if new_root == root && t.expected.is_some() {
+        return Ok(None);
+    }
+    if t.ref_name == FULL_CURRENT {
+        return Ok(Some(new_root));
+    }
+    let generation = rotation::generation_json(repo, t.parent, new_root)?;
+    let blob = repo.write_blob(&crate::model::metadata::to_go_json(&generation))?;
+    Ok(Some(repo.edit_tree(Some(new_root), |ed| {
+        ed.put_blob(layout::GENERATION, blob)
+    })?))
 }
 
 /// How many checkpoints `root` (a `/full/current` tree) holds, when it does not hold the one at `path` yet
