@@ -29,6 +29,10 @@ use crate::model::id::CheckpointId;
 use crate::model::metadata::{self, MetadataError, RootMetadata, SessionMetadata};
 use crate::model::transcript::{self, ChunkError};
 
+mod tasks;
+use tasks::read_tasks;
+pub use tasks::{write_tasks, TaskFile};
+
 /// Version string written as `cli_version`.
 pub const CLI_VERSION: &str = concat!("entire-rs/", env!("CARGO_PKG_VERSION"));
 /// Storage-format version of the ref store.
@@ -86,39 +90,6 @@ pub struct SessionInput {
     pub tasks: Vec<TaskFile>,
 }
 
-/// One file of a session's task tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskFile {
-    /// Slash-separated path below `tasks/`, e.g. `toolu_01/agent-a1.jsonl`; validated by [`TaskFile::new`].
-    pub path: String,
-    pub data: Vec<u8>,
-}
-
-impl TaskFile {
-    /// A task file; the path must be relative, without empty, `.`, `..` or `.git` segments.
-    pub fn new(path: &str, data: Vec<u8>) -> Result<Self, CheckpointError> {
-        let bad = |problem| CheckpointError::BadTaskPath {
-            path: path.to_string(),
-            problem,
-        };
-        if path.is_empty() || path.starts_with('/') {
-            return Err(bad("must be a relative path"));
-        }
-        for seg in path.split('/') {
-            if seg.is_empty() || seg == "." || seg == ".." || seg.eq_ignore_ascii_case(".git") {
-                return Err(bad("empty, \".\", \"..\" or \".git\" path segment"));
-            }
-            if seg.bytes().any(|b| b < 0x20 || b == b'\\') {
-                return Err(bad("control character or backslash"));
-            }
-        }
-        Ok(TaskFile {
-            path: path.to_string(),
-            data,
-        })
-    }
-}
-
 /// What a session file is, independent of where a layout places it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileRole {
@@ -141,58 +112,6 @@ pub fn v1_name(role: FileRole) -> &'static str {
         FileRole::Context => "context.md",
         FileRole::Compact => "transcript.jsonl",
     }
-}
-
-/// Write the blobs of a task tree and return the tree (`None` when there are no task files).
-pub fn write_tasks(repo: &Repo, tasks: &[TaskFile]) -> Result<Option<ObjectId>, CheckpointError> {
-    if tasks.is_empty() {
-        return Ok(None);
-    }
-    let tree = repo.edit_tree(None, |ed| {
-        for t in tasks {
-            let blob = repo.write_blob(&t.data)?;
-            ed.put_blob(&t.path, blob)?;
-        }
-        Ok(())
-    })?;
-    Ok(Some(tree))
-}
-
-/// Read a `tasks/` directory recursively (sorted paths); a missing directory is no tasks.
-fn read_tasks(dir: &Path) -> Result<Vec<TaskFile>, CheckpointError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((d, prefix)) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && prefix.is_empty() => {
-                return Ok(out)
-            }
-            Err(source) => return Err(CheckpointError::Read { path: d, source }),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|source| CheckpointError::Read {
-                path: d.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if path.is_dir() {
-                stack.push((path, rel));
-            } else {
-                let data = std::fs::read(&path)
-                    .map_err(|source| CheckpointError::Read { path, source })?;
-                out.push(TaskFile::new(&rel, data)?);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {

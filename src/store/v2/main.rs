@@ -187,28 +187,7 @@ fn build(
             }
             .into());
         }
-        let n = match slots
-            .iter()
-            .position(|slot| slot.as_ref().and_then(Slot::owner) == Some(sid))
-        {
-            Some(n) => n,
-            None => {
-                next += 1;
-                next - 1
-            }
-        };
-        if let Some(owner) = slots.get(n).and_then(Option::as_ref) {
-            if owner.owner() != Some(sid) {
-                return Err(V2Error::SlotTaken {
-                    id: id.to_string(),
-                    slot: n,
-                    existing: owner.owner().unwrap_or("").to_string(),
-                    incoming: sid.to_string(),
-                    path: layout::checkpoint_path(id),
-                }
-                .into());
-            }
-        }
+        let n = choose_slot(&slots, sid, &mut next, id)?;
         let previous = slots
             .get(n)
             .and_then(Option::as_ref)
@@ -226,6 +205,34 @@ fn build(
     }
     let tree = checkpoint_tree(repo, id, base, &slots, old_root)?;
     Ok((tree, placed))
+}
+
+/// The slot of session `sid`: the one it owns, else the next free index (advancing `next`). A slot owned by
+/// another session is never taken (the slot-0 guard, for every slot).
+fn choose_slot(
+    slots: &[Option<Slot>],
+    sid: &str,
+    next: &mut usize,
+    id: &CheckpointId,
+) -> Result<usize, StoreError> {
+    let owned = slots
+        .iter()
+        .position(|slot| slot.as_ref().and_then(Slot::owner) == Some(sid));
+    let n = owned.unwrap_or_else(|| {
+        *next += 1;
+        *next - 1
+    });
+    match slots.get(n).and_then(Option::as_ref) {
+        Some(taken) if taken.owner() != Some(sid) => Err(V2Error::SlotTaken {
+            id: id.to_string(),
+            slot: n,
+            existing: taken.owner().unwrap_or("").to_string(),
+            incoming: sid.to_string(),
+            path: layout::checkpoint_path(id),
+        }
+        .into()),
+        _ => Ok(n),
+    }
 }
 
 fn slot_tree(
