@@ -92,6 +92,7 @@ fn decide(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     use entire::model::checkpoint::CheckpointError;
     use entire::store::queue::QueueError;
     use entire::store::settings::SettingsError;
+    use entire::store::v2::V2Error;
     use entire::store::StoreError;
     use entire::sync::push::StageError;
     fn repo(r: &RepoError) -> Exit {
@@ -121,6 +122,8 @@ fn decide(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
             StoreError::TooManyConflicts { .. } | StoreError::Enqueue { .. } => {
                 Some(Exit::Internal)
             }
+            StoreError::V2(V2Error::SlotTaken { .. }) => Some(Exit::User),
+            StoreError::V2(_) => Some(Exit::Internal),
         };
     }
     if let Some(c) = e.downcast_ref::<CheckpointError>() {

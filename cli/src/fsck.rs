@@ -1,4 +1,7 @@
-//! `git entire fsck`: check that every checkpoint ref's shard, ID, metadata and content hashes agree.
+//! `git entire fsck`: check that every checkpoint ref's shard, ID, metadata and content hashes agree, and the
+//! invariants of the v2 layout when it exists ([`v2`]).
+
+mod v2;
 
 use serde_json::json;
 
@@ -65,6 +68,7 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
     if a.legacy {
         checked += check_legacy(&repo, &mut problems)?;
     }
+    checked += v2::check(&repo, &mut problems)?;
     if a.json {
         let list: Vec<_> = problems
             .iter()

@@ -1,7 +1,8 @@
 //! `git entire list [<rev-range>]`: the checkpoints linked from code commits by `Entire-Checkpoint` trailers,
 //! newest first. Checkpoints missing locally are fetched in ONE batch (unless `--no-fetch`); IDs the remote
 //! does not have either are listed as `missing` (dangling trailers are normal). An unreachable remote is a
-//! warning here: the list is still printed, with those checkpoints marked `unavailable`.
+//! warning here: the list is still printed, with those checkpoints marked `unavailable`. A checkpoint held by
+//! the local v2 layout (`v2/main`) counts as local.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -11,6 +12,7 @@ use serde_json::json;
 use super::{CliError, Exit, Global};
 use entire::git::repo::Repo;
 use entire::model::id::CheckpointId;
+use entire::store;
 use entire::sync::fetch;
 use entire::sync::linked::{self, Walk};
 use entire::sync::remote;
@@ -122,7 +124,7 @@ fn resolve_states(
     let mut states = HashMap::new();
     let mut missing = Vec::new();
     for id in ids {
-        if fetch::local_ref(repo, id)?.is_some() {
+        if fetch::local_ref(repo, id)?.is_some() || store::v2::locate(repo, id)?.is_some() {
             states.insert(id.clone(), State::Local);
         } else {
             missing.push(id.clone());

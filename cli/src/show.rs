@@ -8,13 +8,15 @@ use super::{open_repo, CliError, Global};
 use entire::model::id::CheckpointId;
 use entire::model::refname;
 use entire::store;
+use entire::store::settings::Backend;
 use entire::sync::lazy::{self, Lookup};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Checkpoint ID.
     id: String,
-    /// Path inside the checkpoint, e.g. `0/full.jsonl` (chunks are reassembled); default: `metadata.json`.
+    /// Path inside the checkpoint, e.g. `0/full.jsonl` (chunks are reassembled; in the v2 layout also
+    /// `0/raw_transcript`, `0/transcript.jsonl`); default: `metadata.json`.
     path: Option<String>,
     /// Print a JSON object with where the checkpoint was found and the content.
     #[arg(long)]
@@ -40,6 +42,9 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         missing => {
             let mut places = refname::spellings(&id);
             places.push(refname::LEGACY_BRANCH.to_string());
+            if settings.rollout.writes(Backend::V2) || repo.find_ref(refname::V2_MAIN)?.is_some() {
+                places.push(refname::V2_MAIN.to_string());
+            }
             let where_ = match missing {
                 _ if a.no_fetch => "locally",
                 Lookup::NoRemote => "locally, and there is no remote to fetch it from",
@@ -52,7 +57,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         }
     };
     let path = a.path.as_deref().unwrap_or("metadata.json");
-    let Some(bytes) = store::read_path(&repo, found.tree, path)? else {
+    let Some(bytes) = store::read(&repo, &id, &found, path)? else {
         return Err(CliError::user(format!(
             "checkpoint {id} has no file {path:?} (found in {})",
             found.ref_name

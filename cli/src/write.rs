@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Session directories, each holding metadata.json and full.jsonl (optionally prompt.txt, context.md,
-    /// transcript.jsonl).
+    /// transcript.jsonl, and a tasks/ tree of subagent files).
     #[arg(value_name = "SESSION-DIR")]
     sessions: Vec<PathBuf>,
 }
@@ -68,7 +68,15 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
             "commit": report.refs.as_ref().map(|r| r.commit.to_string()),
             "changed": report.refs.as_ref().map(|r| r.changed),
             "branch_commit": report.branch.map(|c| c.to_string()),
-            "queued": report.refs.is_some(),
+            "v2": report.v2.as_ref().map(|w| json!({
+                "main": w.main.to_string(),
+                "main_changed": w.main_changed,
+                "full_ref": w.full.as_ref().map(|f| f.ref_name.clone()),
+                "full_commit": w.full.as_ref().map(|f| f.commit.to_string()),
+                "slots": w.slots,
+                "rotated": w.rotated,
+            })),
+            "queued": report.refs.is_some() || report.v2.is_some(),
             "warnings": report.warnings,
         });
         println!(
@@ -121,6 +129,7 @@ fn read_manifest(path: &Path) -> Result<(Option<CheckpointId>, Vec<SessionInput>
                     prompt: file("prompt", false)?,
                     context: file("context", false)?,
                     compact: file("compact_transcript", false)?,
+                    tasks: Vec::new(),
                 }
             }
             _ => {

@@ -135,7 +135,7 @@ pub fn attach(
                 ))
             }
         };
-        if holds_session(repo, &found, &prepared)? {
+        if holds_session(repo, id, &found, &prepared)? {
             return Ok(outcome(
                 id.clone(),
                 false,
@@ -245,13 +245,20 @@ fn link_new(
 }
 
 /// Whether the checkpoint at `found` already holds this session (same `session_id`) with the same transcript.
-fn holds_session(repo: &Repo, found: &Located, prepared: &Prepared) -> Result<bool, AttachError> {
+/// Reads through the store of the layout it was found in (v2 keeps the hash beside the raw transcript).
+fn holds_session(
+    repo: &Repo,
+    id: &CheckpointId,
+    found: &Located,
+    prepared: &Prepared,
+) -> Result<bool, AttachError> {
     let want = transcript::content_hash(&prepared.session.transcript);
+    let want = want.trim_start_matches("sha256:");
     for entry in repo.tree_entries(found.tree)? {
         if !entry.is_tree || entry.name.parse::<usize>().is_err() {
             continue;
         }
-        let meta = store::read_path(repo, found.tree, &format!("{}/metadata.json", entry.name))?;
+        let meta = store::read(repo, id, found, &format!("{}/metadata.json", entry.name))?;
         let Some(meta) = meta else { continue };
         let Ok(meta) = SessionMetadata::parse(&meta, "session metadata") else {
             continue;
@@ -259,12 +266,9 @@ fn holds_session(repo: &Repo, found: &Located, prepared: &Prepared) -> Result<bo
         if meta.session_id() != prepared.session_id() {
             continue;
         }
-        let hash = store::read_path(
-            repo,
-            found.tree,
-            &format!("{}/content_hash.txt", entry.name),
-        )?;
-        return Ok(hash.as_deref() == Some(want.as_bytes()));
+        let hash = store::read(repo, id, found, &format!("{}/content_hash.txt", entry.name))?;
+        let hash = hash.map(|h| String::from_utf8_lossy(&h).trim().to_string());
+        return Ok(hash.as_deref().map(|h| h.trim_start_matches("sha256:")) == Some(want));
     }
     Ok(false)
 }

@@ -145,6 +145,7 @@ fn from_claude(src: &Source, raw: &[u8]) -> Result<Prepared, AttachError> {
             prompt,
             context: None,
             compact: None,
+            tasks: Vec::new(),
         },
         analysis: Some(analysis),
     })
@@ -179,6 +180,7 @@ fn from_other(src: &Source, raw: &[u8]) -> Result<Prepared, AttachError> {
             prompt: None,
             context: None,
             compact: None,
+            tasks: Vec::new(),
         },
         analysis: None,
     })

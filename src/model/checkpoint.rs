@@ -1,8 +1,12 @@
 //! Building a checkpoint tree: `metadata.json`, session slots `0/`, `1/`, …, optional `tasks/`.
 //!
-//! This is the layout shared by both stores: the ref store uses the tree as a commit's root tree, the legacy
+//! This is the layout shared by both v1 stores: the ref store uses the tree as a commit's root tree, the legacy
 //! branch places it at `<id[0:2]>/<id[2:]>/`. Only the session paths recorded in the root `metadata.json`
 //! differ ([`Layout`]).
+//!
+//! A session's files are described by what they are ([`FileRole`], [`SessionInput`]), separately from where a
+//! layout places them: the v1 placement is [`v1_name`] here; the v2 layout (`store::v2`) puts the same session
+//! on two refs under other names. [`summarize`] is shared by every layout.
 //!
 //! Invariants:
 //! - Slots are 0-based and stable per `session_id`: an incoming session that already owns a slot replaces that
@@ -24,6 +28,10 @@ use crate::git::repo::{Identity, ObjectId, Repo, RepoError, TreeEntry};
 use crate::model::id::CheckpointId;
 use crate::model::metadata::{self, MetadataError, RootMetadata, SessionMetadata};
 use crate::model::transcript::{self, ChunkError};
+
+mod tasks;
+use tasks::read_tasks;
+pub use tasks::{write_tasks, TaskFile};
 
 /// Version string written as `cli_version`.
 pub const CLI_VERSION: &str = concat!("entire-rs/", env!("CARGO_PKG_VERSION"));
@@ -62,6 +70,8 @@ pub enum CheckpointError {
     WrongCheckpoint { id: String, found: String },
     #[error("no sessions to write")]
     Empty,
+    #[error("task file {path:?}: {problem}")]
+    BadTaskPath { path: String, problem: &'static str },
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -76,6 +86,32 @@ pub struct SessionInput {
     pub context: Option<Vec<u8>>,
     /// Compact transcript (`transcript.jsonl`), never chunked.
     pub compact: Option<Vec<u8>>,
+    /// Subagent task files (`tasks/<tool-use-id>/…`), paths relative to `tasks/`, sorted.
+    pub tasks: Vec<TaskFile>,
+}
+
+/// What a session file is, independent of where a layout places it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    /// The raw transcript (chunked at 50 MiB).
+    Transcript,
+    /// `sha256:<hex>` of the whole raw transcript.
+    ContentHash,
+    Prompt,
+    Context,
+    /// The compact "Entire Transcript Format" transcript.
+    Compact,
+}
+
+/// The file name of `role` in a v1 session slot (chunk 0 for the transcript).
+pub fn v1_name(role: FileRole) -> &'static str {
+    match role {
+        FileRole::Transcript => transcript::TRANSCRIPT,
+        FileRole::ContentHash => "content_hash.txt",
+        FileRole::Prompt => "prompt.txt",
+        FileRole::Context => "context.md",
+        FileRole::Compact => "transcript.jsonl",
+    }
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
@@ -91,7 +127,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
 
 impl SessionInput {
     /// Read a session directory: `metadata.json` (with `session_id`) and `full.jsonl` are required;
-    /// `prompt.txt`, `context.md`, `transcript.jsonl` are optional.
+    /// `prompt.txt`, `context.md`, `transcript.jsonl` and a `tasks/` tree are optional.
     pub fn from_dir(dir: &Path) -> Result<Self, CheckpointError> {
         let read = |name: &str| {
             let path = dir.join(name);
@@ -106,7 +142,29 @@ impl SessionInput {
             prompt: read_optional(&dir.join("prompt.txt"))?,
             context: read_optional(&dir.join("context.md"))?,
             compact: read_optional(&dir.join("transcript.jsonl"))?,
+            tasks: read_tasks(&dir.join("tasks"))?,
         })
+    }
+
+    /// The session's files (other than its metadata) by role; absent optional files are left out.
+    pub fn files(&self) -> Vec<(FileRole, Vec<u8>)> {
+        let mut out = vec![
+            (FileRole::Transcript, self.transcript.clone()),
+            (
+                FileRole::ContentHash,
+                transcript::content_hash(&self.transcript).into_bytes(),
+            ),
+        ];
+        for (data, role) in [
+            (&self.prompt, FileRole::Prompt),
+            (&self.context, FileRole::Context),
+            (&self.compact, FileRole::Compact),
+        ] {
+            if let Some(d) = data {
+                out.push((role, d.clone()));
+            }
+        }
+        out
     }
 }
 
@@ -178,7 +236,7 @@ pub fn build(
             });
         }
     }
-    let root = summarize(old_root, id, &slots, layout);
+    let root = summarize_slots(old_root, id, &slots, layout);
     entries.push(TreeEntry {
         name: "metadata.json".into(),
         id: repo.write_blob(&root.to_bytes())?,
@@ -239,7 +297,7 @@ pub fn merge_sessions(
     }
     Ok(Some(Merged {
         entries,
-        root_metadata: summarize(old_root, id, &slots, layout).to_bytes(),
+        root_metadata: summarize_slots(old_root, id, &slots, layout).to_bytes(),
     }))
 }
 
@@ -353,41 +411,66 @@ fn write_session(
         "metadata.json",
         &metadata::to_go_json(&Value::Object(meta.clone())),
     )?;
-    let chunks = transcript::chunk(&s.transcript, transcript::MAX_CHUNK).map_err(|source| {
-        CheckpointError::Chunk {
-            what: format!("session {} ({slot}/full.jsonl)", s.metadata.session_id()),
-            source,
+    for (role, data) in s.files() {
+        if role != FileRole::Transcript {
+            blob(v1_name(role), &data)?;
+            continue;
         }
-    })?;
-    for (i, c) in chunks.iter().enumerate() {
-        blob(&transcript::chunk_name(i), c)?;
+        let chunks = transcript::chunk(&data, transcript::MAX_CHUNK).map_err(|source| {
+            CheckpointError::Chunk {
+                what: format!("session {} ({slot}/full.jsonl)", s.metadata.session_id()),
+                source,
+            }
+        })?;
+        for (i, c) in chunks.iter().enumerate() {
+            blob(&transcript::chunk_name(i), c)?;
+        }
     }
-    blob(
-        "content_hash.txt",
-        transcript::content_hash(&s.transcript).as_bytes(),
-    )?;
-    for (data, name) in [
-        (&s.prompt, "prompt.txt"),
-        (&s.context, "context.md"),
-        (&s.compact, "transcript.jsonl"),
-    ] {
-        if let Some(d) = data {
-            blob(name, d)?;
-        }
+    if let Some(tasks) = write_tasks(repo, &s.tasks)? {
+        entries.push(TreeEntry {
+            name: "tasks".into(),
+            id: tasks,
+            is_tree: true,
+        });
     }
     Ok((repo.write_tree(&entries)?, meta))
 }
 
 /// Recompute the root summary from the slots, keeping unknown fields of the previous one.
-fn summarize(
+fn summarize_slots(
     old: Option<RootMetadata>,
     id: &CheckpointId,
     slots: &[Slot],
     layout: Layout,
 ) -> RootMetadata {
-    let mut root = old.unwrap_or_default().0;
     let metas: Vec<&Map<String, Value>> =
         slots.iter().filter_map(|s| s.metadata.as_ref()).collect();
+    let prefix = match layout {
+        Layout::Refs => String::new(),
+        Layout::Branch => format!("/{}", id.v1_path()),
+    };
+    let sessions: Vec<Value> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.tree.is_some())
+        .map(|(i, s)| session_paths(&format!("{prefix}/{i}"), &s.files))
+        .collect();
+    let stamp = (layout == Layout::Refs).then_some(CHECKPOINTS_VERSION);
+    summarize(old, id, &metas, sessions, stamp)
+}
+
+/// The root summary of a checkpoint from its session metadata (in slot order) and the layout's `sessions[]`
+/// entries: `cli_version`, optional `checkpoints_version` stamp, ID, strategy (first session's), branch (last
+/// session's), summed `checkpoints_count` and `token_usage`, sorted de-duplicated `files_touched`. Fields of
+/// `old` we do not model survive in place.
+pub fn summarize(
+    old: Option<RootMetadata>,
+    id: &CheckpointId,
+    metas: &[&Map<String, Value>],
+    sessions: Vec<Value>,
+    stamp: Option<&str>,
+) -> RootMetadata {
+    let mut root = old.unwrap_or_default().0;
     let first_str = |key: &str| {
         metas
             .iter()
@@ -398,8 +481,8 @@ fn summarize(
         root.insert(k.to_string(), v);
     };
     set("cli_version", CLI_VERSION.into());
-    if layout == Layout::Refs {
-        set("checkpoints_version", CHECKPOINTS_VERSION.into());
+    if let Some(stamp) = stamp {
+        set("checkpoints_version", stamp.into());
     }
     set("checkpoint_id", id.to_string().into());
     if let Some(s) = first_str("strategy") {
@@ -427,16 +510,6 @@ fn summarize(
         "files_touched",
         files.into_iter().collect::<Vec<_>>().into(),
     );
-    let prefix = match layout {
-        Layout::Refs => String::new(),
-        Layout::Branch => format!("/{}", id.v1_path()),
-    };
-    let sessions: Vec<Value> = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.tree.is_some())
-        .map(|(i, s)| session_paths(&format!("{prefix}/{i}"), &s.files))
-        .collect();
     set("sessions", sessions.into());
     if let Some(usage) = metadata::sum_usage(metas.iter().filter_map(|m| m.get("token_usage"))) {
         set("token_usage", usage);

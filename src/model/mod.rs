@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod claude;
+pub mod compact;
 pub mod id;
 pub mod metadata;
 pub mod redact;

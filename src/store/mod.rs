@@ -1,17 +1,22 @@
-//! Checkpoint stores and the routing between them (SPEC §3.5).
+//! Checkpoint stores and the routing between them (SPEC §3.4–3.5).
 //!
+//! One implementation per layout, behind one interface ([`locate`], [`read`], [`list`], and [`write`] per
+//! backend):
 //! - [`refs`]: one ref per checkpoint (authoritative in `refs-v1-mirror` and `refs-v1`).
 //! - [`branch`]: the legacy `entire/checkpoints/v1` branch (primary when no mode is set, mirror in
 //!   `refs-v1-mirror`).
+//! - [`v2`]: the v2 layout (`v2/main` + `v2/full/*`), a mirror with `checkpoints_v2: true`, the primary with
+//!   `checkpoints_version: 2`.
 //!
 //! Invariants:
-//! - Writes go to the primary first; its failure fails the write. A mirror failure is reported as a warning and
-//!   the checkpoint stays readable from the primary.
-//! - Every ref-store write is queued for push **before** the ref is created or moved, and again after it moved
-//!   (a concurrent push may drop the first entry); a failed enqueue fails the write. So a crash at any
+//! - A rollout is one primary plus any number of mirrors. Writes go to the primary first; its failure fails the
+//!   write. A mirror failure is reported as a warning and the checkpoint stays readable from the primary.
+//! - Every ref-store and v2 ref is queued for push **before** the ref is created or moved, and again after it
+//!   moved (a concurrent push may drop the first entry); a failed enqueue fails the write. So a crash at any
 //!   instant leaves every existing checkpoint ref queued (or already delivered).
-//! - Reads in a refs mode come from refs first (so ref-store bugs are visible) and fall back to the branch only
-//!   for legacy (12-hex) IDs. ULIDs are read from refs only. In branch mode, the branch is read first, then refs.
+//! - Reads: the primary first. With refs or the branch primary, refs come first in a refs mode (so ref-store
+//!   bugs are visible) and the branch serves legacy (12-hex) IDs; ULIDs are read from refs only; v2 is the last
+//!   fallback, for IDs found nowhere else. With v2 primary, v2 first, then the refs/branch routing.
 //! - A new checkpoint in a refs mode whose legacy ID exists only on the branch starts from the branch's subtree,
 //!   so no session is dropped.
 
@@ -19,6 +24,7 @@ pub mod branch;
 pub mod queue;
 pub mod refs;
 pub mod settings;
+pub mod v2;
 
 use crate::git::repo::{Identity, ObjectId, Repo, RepoError};
 use crate::model::checkpoint::{CheckpointError, SessionInput};
@@ -39,6 +45,8 @@ pub enum StoreError {
     Checkpoint(#[from] CheckpointError),
     #[error("{what}: gave up after {MAX_ATTEMPTS} concurrent updates")]
     TooManyConflicts { what: String },
+    #[error(transparent)]
+    V2(#[from] v2::V2Error),
     #[error("checkpoint {id}: cannot queue {ref_name} for push: {source}")]
     Enqueue {
         id: String,
@@ -67,30 +75,88 @@ pub(crate) fn backoff(attempt: u32) {
     ));
 }
 
+/// Find a checkpoint in one backend.
+pub fn locate(
+    repo: &Repo,
+    backend: Backend,
+    id: &CheckpointId,
+) -> Result<Option<Located>, StoreError> {
+    match backend {
+        Backend::GitRefs => refs::locate(repo, id),
+        Backend::GitBranch => branch::locate(repo, id),
+        Backend::V2 => v2::locate(repo, id),
+    }
+}
+
+/// The backends to search for `id`, in order, following the read routing of `rollout`.
+pub fn read_order(rollout: Rollout, id: &CheckpointId) -> Vec<Backend> {
+    let refs_first = rollout.primary == Backend::GitRefs || id.kind() == IdKind::Ulid;
+    let mut v1 = if refs_first {
+        vec![Backend::GitRefs]
+    } else {
+        vec![Backend::GitBranch, Backend::GitRefs]
+    };
+    if refs_first && id.kind() == IdKind::Legacy {
+        v1.push(Backend::GitBranch);
+    }
+    if rollout.primary == Backend::V2 {
+        v1.insert(0, Backend::V2);
+    } else {
+        v1.push(Backend::V2);
+    }
+    v1
+}
+
 /// Find a checkpoint following the read routing of `rollout`.
 pub fn find(
     repo: &Repo,
     rollout: Rollout,
     id: &CheckpointId,
 ) -> Result<Option<Located>, StoreError> {
-    let refs_first = rollout.primary == Backend::GitRefs || id.kind() == IdKind::Ulid;
-    if refs_first {
-        if let Some(l) = refs::locate(repo, id)? {
+    for backend in read_order(rollout, id) {
+        if let Some(l) = locate(repo, backend, id)? {
             return Ok(Some(l));
         }
-        if id.kind() == IdKind::Legacy {
-            return branch::locate(repo, id);
-        }
-        Ok(None)
-    } else {
-        if let Some(l) = branch::locate(repo, id)? {
-            return Ok(Some(l));
-        }
-        refs::locate(repo, id)
+    }
+    Ok(None)
+}
+
+/// Bytes of `path` in checkpoint `id` as found at `located`. A transcript path (`0/full.jsonl`, or
+/// `0/raw_transcript` in v2) reassembles its chunks; in v2, raw transcripts come from `/full`.
+pub fn read(
+    repo: &Repo,
+    id: &CheckpointId,
+    located: &Located,
+    path: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match located.backend {
+        Backend::V2 => v2::read(repo, id, located, path),
+        Backend::GitRefs | Backend::GitBranch => read_path(repo, located.tree, path),
     }
 }
 
-/// Bytes of `path` inside a checkpoint tree. A `…/full.jsonl` path reassembles its chunks.
+/// Every checkpoint a backend holds locally.
+pub fn list(repo: &Repo, backend: Backend) -> Result<Vec<CheckpointId>, StoreError> {
+    match backend {
+        Backend::GitRefs => Ok(local_checkpoints(repo)?
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect()),
+        Backend::GitBranch => {
+            let Some(tip) = branch::tip(repo)? else {
+                return Ok(Vec::new());
+            };
+            let root = repo.commit_tree(tip)?;
+            Ok(v2::layout::checkpoints(repo, root, |_| {})?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect())
+        }
+        Backend::V2 => v2::list(repo),
+    }
+}
+
+/// Bytes of `path` inside a v1 checkpoint tree. A `…/full.jsonl` path reassembles its chunks.
 pub fn read_path(repo: &Repo, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let path = path.trim_matches('/');
     let Some(entry) = repo.lookup(tree, path)? else {
@@ -132,12 +198,14 @@ pub struct WriteReport {
     pub refs: Option<refs::Written>,
     /// New legacy-branch tip, if the branch was written.
     pub branch: Option<ObjectId>,
-    /// Mirror failures (the write itself succeeded).
+    /// What the v2 layout got, if it was written.
+    pub v2: Option<v2::Written>,
+    /// Mirror failures and other problems that did not fail the write.
     pub warnings: Vec<String>,
 }
 
 /// Write `sessions` into checkpoint `id` (minted per mode when `None`), honouring the rollout, and queue the
-/// checkpoint ref for push before returning.
+/// written refs for push before returning.
 pub fn write(
     repo: &Repo,
     rollout: Rollout,
@@ -148,22 +216,28 @@ pub fn write(
     let id = id.unwrap_or_else(|| {
         CheckpointId::generate(match rollout.primary {
             Backend::GitRefs => IdKind::Ulid,
-            Backend::GitBranch => IdKind::Legacy,
+            Backend::GitBranch | Backend::V2 => IdKind::Legacy,
         })
     });
     let mut report = WriteReport {
         id: id.clone(),
         refs: None,
         branch: None,
+        v2: None,
         warnings: Vec::new(),
     };
-    for (backend, is_primary) in [(Some(rollout.primary), true), (rollout.mirror, false)] {
-        let Some(backend) = backend else { continue };
+    let order =
+        std::iter::once((rollout.primary, true)).chain(rollout.mirrors.iter().map(|m| (m, false)));
+    for (backend, is_primary) in order {
         let result = match backend {
             Backend::GitRefs => write_refs(repo, &id, sessions, who).map(|w| report.refs = Some(w)),
             Backend::GitBranch => {
                 branch::write(repo, &id, sessions, who).map(|t| report.branch = Some(t))
             }
+            Backend::V2 => v2::write(repo, &id, sessions, who).map(|w| {
+                report.warnings.extend(w.warnings.iter().cloned());
+                report.v2 = Some(w);
+            }),
         };
         match result {
             Ok(()) => {}

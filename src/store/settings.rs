@@ -1,4 +1,4 @@
-//! Rollout settings: which store is primary, which one is a mirror, and where checkpoints are pushed.
+//! Rollout settings: which store is primary, which ones are mirrors, and where checkpoints are pushed.
 //!
 //! Sources, later ones winning: `.entire/settings.json`, then `.entire/settings.local.json` merged key by key
 //! (objects recursively; the upstream `checkpoints` block is replaced wholesale, as upstream does), then the
@@ -6,7 +6,13 @@
 //!
 //! The rollout comes from `strategy_options.checkpoint_store` (unset = legacy branch, `refs-v1-mirror`,
 //! `refs-v1`) or, when that key is absent, from upstream's `checkpoints.primary.type` (`git-branch` |
-//! `git-refs`) plus `checkpoints.mirrors`.
+//! `git-refs`; our extension `git-v2` names the v2 layout) plus `checkpoints.mirrors`. The v2 switches combine
+//! with any of these: `strategy_options.checkpoints_v2: true` adds the v2 layout as a mirror,
+//! `strategy_options.checkpoints_version: 2` (also accepted at the top level) makes it the primary.
+//! One primary, any number of mirrors, never the primary twice.
+//!
+//! Contradictions (e.g. `checkpoints_version: 2` next to `checkpoint_store: "refs-v1"`, or
+//! `checkpoints_v2: false` next to a selection that writes v2) are errors naming the file.
 //!
 //! Invariant: a malformed file or value is an error naming the file and the problem — never a silent fallback
 //! that would write to the wrong store. A missing file is simply "no settings".
@@ -21,62 +27,150 @@ pub const SETTINGS_FILE: &str = ".entire/settings.json";
 pub const LOCAL_SETTINGS_FILE: &str = ".entire/settings.local.json";
 
 /// Storage backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// The legacy `entire/checkpoints/v1` branch.
     GitBranch,
     /// One ref per checkpoint.
     GitRefs,
+    /// The v2 layout: `refs/entire/checkpoints/v2/main` plus `…/v2/full/*` generations.
+    V2,
 }
 
 impl Backend {
+    /// Every backend, in the order mirrors are written.
+    pub const ALL: [Backend; 3] = [Backend::GitRefs, Backend::GitBranch, Backend::V2];
+
     /// Human-readable name for messages.
     pub fn describe(&self) -> &'static str {
         match self {
             Backend::GitBranch => "legacy branch refs/heads/entire/checkpoints/v1",
             Backend::GitRefs => "checkpoint ref store",
+            Backend::V2 => "v2 layout (refs/entire/checkpoints/v2/main and v2/full/*)",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Backend::GitRefs => 1,
+            Backend::GitBranch => 2,
+            Backend::V2 => 4,
         }
     }
 }
 
-/// Primary store plus optional write-only mirror.
+/// A set of backends (the mirrors of a rollout); iterates in [`Backend::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backends(u8);
+
+impl Backends {
+    /// No backend.
+    pub const NONE: Backends = Backends(0);
+
+    /// The set holding just `b`.
+    pub const fn of(b: Backend) -> Backends {
+        Backends(match b {
+            Backend::GitRefs => 1,
+            Backend::GitBranch => 2,
+            Backend::V2 => 4,
+        })
+    }
+
+    pub fn contains(&self, b: Backend) -> bool {
+        self.0 & b.bit() != 0
+    }
+
+    pub fn insert(&mut self, b: Backend) {
+        self.0 |= b.bit();
+    }
+
+    pub fn remove(&mut self, b: Backend) {
+        self.0 &= !b.bit();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Backend> + '_ {
+        Backend::ALL.into_iter().filter(|b| self.contains(*b))
+    }
+}
+
+impl serde::Serialize for Backends {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// One primary store plus any number of write-only mirrors (never the primary itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollout {
     pub primary: Backend,
-    pub mirror: Option<Backend>,
+    pub mirrors: Backends,
 }
 
 impl Rollout {
     /// Legacy branch only (no settings).
     pub const BRANCH: Rollout = Rollout {
         primary: Backend::GitBranch,
-        mirror: None,
+        mirrors: Backends::NONE,
     };
     /// `refs-v1-mirror`.
     pub const REFS_MIRROR: Rollout = Rollout {
         primary: Backend::GitRefs,
-        mirror: Some(Backend::GitBranch),
+        mirrors: Backends::of(Backend::GitBranch),
     };
     /// `refs-v1`.
     pub const REFS: Rollout = Rollout {
         primary: Backend::GitRefs,
-        mirror: None,
+        mirrors: Backends::NONE,
+    };
+    /// `checkpoints_version: 2`: the v2 layout only.
+    pub const V2: Rollout = Rollout {
+        primary: Backend::V2,
+        mirrors: Backends::NONE,
     };
 
-    /// The mode's name as used in `checkpoint_store` (`v1` for the legacy branch).
-    pub fn name(&self) -> &'static str {
-        match (self.primary, self.mirror) {
-            (Backend::GitRefs, Some(Backend::GitBranch)) => "refs-v1-mirror",
-            (Backend::GitRefs, _) => "refs-v1",
-            (Backend::GitBranch, Some(Backend::GitRefs)) => "v1+refs-mirror",
-            (Backend::GitBranch, _) => "v1",
+    /// The same rollout with `b` added as a mirror (no-op when `b` is the primary).
+    pub fn with_mirror(mut self, b: Backend) -> Rollout {
+        if b != self.primary {
+            self.mirrors.insert(b);
         }
+        self
+    }
+
+    /// The mode's name: `v1`, `refs-v1-mirror`, `refs-v1` or `v2`, plus `+<mirror>` for mirrors the mode's name
+    /// does not imply (e.g. `refs-v1-mirror+v2`).
+    pub fn name(&self) -> String {
+        let (base, implied) = match self.primary {
+            Backend::GitRefs if self.mirrors.contains(Backend::GitBranch) => {
+                ("refs-v1-mirror", Some(Backend::GitBranch))
+            }
+            Backend::GitRefs => ("refs-v1", None),
+            Backend::GitBranch => ("v1", None),
+            Backend::V2 => ("v2", None),
+        };
+        let mut name = base.to_string();
+        for m in self.mirrors.iter().filter(|m| Some(*m) != implied) {
+            name.push_str(match m {
+                Backend::GitRefs => "+refs-mirror",
+                Backend::GitBranch => "+v1-mirror",
+                Backend::V2 => "+v2",
+            });
+        }
+        name
+    }
+
+    /// True if `b` is written at all (primary or mirror).
+    pub fn writes(&self, b: Backend) -> bool {
+        self.primary == b || self.mirrors.contains(b)
     }
 
     /// True if the ref store is written at all.
     pub fn writes_refs(&self) -> bool {
-        self.primary == Backend::GitRefs || self.mirror == Some(Backend::GitRefs)
+        self.writes(Backend::GitRefs)
     }
 }
 
@@ -87,8 +181,6 @@ pub struct Settings {
     /// `strategy_options.checkpoint_remote`: a remote name or URL (string), or upstream's
     /// `{"provider": "github", "repo": "org/repo"}` object.
     pub checkpoint_remote: Option<Value>,
-    /// `strategy_options.checkpoints_v2`: also write the v2 layout as a mirror.
-    pub checkpoints_v2: bool,
 }
 
 impl Default for Settings {
@@ -96,7 +188,6 @@ impl Default for Settings {
         Settings {
             rollout: Rollout::BRANCH,
             checkpoint_remote: None,
-            checkpoints_v2: false,
         }
     }
 }
@@ -239,7 +330,11 @@ pub fn interpret(
         Some(v) => Some(parse_block(v).map_err(|p| invalid(format!("checkpoints: {p}")))?),
     };
     let env_rollout = parse_env(&env)?;
-    let rollout = env_rollout.or(store).or(block).unwrap_or(Rollout::BRANCH);
+    let explicit = env_rollout
+        .map(|r| (r, "ENTIRE_CHECKPOINTS_PRIMARY"))
+        .or(store.map(|r| (r, "strategy_options.checkpoint_store")))
+        .or(block.map(|r| (r, "checkpoints.primary")));
+    let rollout = apply_v2(explicit, &strategy, merged).map_err(invalid)?;
     let checkpoint_remote = match strategy.get("checkpoint_remote") {
         None | Some(Value::Null) => None,
         Some(v @ Value::String(s)) if !s.is_empty() => Some(v.clone()),
@@ -250,28 +345,81 @@ pub fn interpret(
             ))
         }
     };
-    let checkpoints_v2 = match strategy.get("checkpoints_v2") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(invalid(
-                "strategy_options.checkpoints_v2 must be true or false".into(),
-            ))
-        }
-    };
     Ok(Settings {
         rollout,
         checkpoint_remote,
-        checkpoints_v2,
     })
+}
+
+/// Combine the explicitly selected rollout (and where it came from) with the v2 switches:
+/// `strategy_options.checkpoints_v2` (v2 as a mirror) and `checkpoints_version` (2 = v2 primary; read from
+/// `strategy_options` or the top level). Contradictions are errors, never silently resolved.
+fn apply_v2(
+    explicit: Option<(Rollout, &str)>,
+    strategy: &Map<String, Value>,
+    merged: &Map<String, Value>,
+) -> Result<Rollout, String> {
+    let v2_flag = match strategy.get("checkpoints_v2") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err("strategy_options.checkpoints_v2 must be true or false".into()),
+    };
+    let version = |v: Option<&Value>, key: &str| -> Result<Option<u64>, String> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if matches!(n.as_u64(), Some(1 | 2)) => Ok(n.as_u64()),
+            Some(other) => Err(format!("{key} must be 1 or 2, not {other}")),
+        }
+    };
+    let nested = version(
+        strategy.get("checkpoints_version"),
+        "strategy_options.checkpoints_version",
+    )?;
+    let top = version(merged.get("checkpoints_version"), "checkpoints_version")?;
+    if let (Some(a), Some(b)) = (nested, top) {
+        if a != b {
+            return Err(format!(
+                "strategy_options.checkpoints_version ({a}) contradicts checkpoints_version ({b})"
+            ));
+        }
+    }
+    let mut rollout = explicit.map(|(r, _)| r).unwrap_or(Rollout::BRANCH);
+    if nested.or(top) == Some(2) {
+        if let Some((r, source)) = explicit.filter(|(r, _)| r.primary != Backend::V2) {
+            return Err(format!(
+                "checkpoints_version 2 makes the v2 layout the primary store, but {source} selects the {} as primary",
+                r.primary.describe()
+            ));
+        }
+        if v2_flag == Some(false) {
+            return Err(
+                "checkpoints_version 2 makes the v2 layout the primary store, but strategy_options.checkpoints_v2 is false"
+                    .into(),
+            );
+        }
+        rollout.primary = Backend::V2;
+        rollout.mirrors.remove(Backend::V2);
+    }
+    match v2_flag {
+        Some(true) => rollout = rollout.with_mirror(Backend::V2),
+        Some(false) if rollout.writes(Backend::V2) => {
+            return Err(format!(
+                "strategy_options.checkpoints_v2 is false, but {} selects the v2 layout",
+                explicit.map_or("the store selection", |(_, s)| s)
+            ))
+        }
+        _ => {}
+    }
+    Ok(rollout)
 }
 
 fn backend(name: &str) -> Result<Backend, String> {
     match name {
         "git-branch" => Ok(Backend::GitBranch),
         "git-refs" => Ok(Backend::GitRefs),
+        "git-v2" => Ok(Backend::V2),
         other => Err(format!(
-            "unknown store type {other:?} (expected \"git-branch\" or \"git-refs\")"
+            "unknown store type {other:?} (expected \"git-branch\", \"git-refs\" or \"git-v2\")"
         )),
     }
 }
@@ -295,21 +443,21 @@ fn parse_block(v: &Value) -> Result<Rollout, String> {
         Some(p) => ty(p, "primary")?,
         None => return Err("primary is required".into()),
     };
-    let mut mirror = None;
+    let mut mirrors = Backends::NONE;
     match m.get("mirrors") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for item in items {
                 let b = ty(item, "mirrors[]")?;
-                if b == primary || mirror == Some(b) {
+                if b == primary || mirrors.contains(b) {
                     return Err(format!("store type {b:?} appears more than once"));
                 }
-                mirror = Some(b);
+                mirrors.insert(b);
             }
         }
         Some(_) => return Err("mirrors must be an array".into()),
     }
-    Ok(Rollout { primary, mirror })
+    Ok(Rollout { primary, mirrors })
 }
 
 fn parse_env(env: &impl Fn(&str) -> Option<String>) -> Result<Option<Rollout>, SettingsError> {
@@ -320,7 +468,7 @@ fn parse_env(env: &impl Fn(&str) -> Option<String>) -> Result<Option<Rollout>, S
         var: "ENTIRE_CHECKPOINTS_PRIMARY",
         problem,
     })?;
-    let mut mirror = None;
+    let mut mirrors = Backends::NONE;
     for m in env("ENTIRE_CHECKPOINTS_MIRRORS")
         .unwrap_or_default()
         .split(',')
@@ -334,124 +482,11 @@ fn parse_env(env: &impl Fn(&str) -> Option<String>) -> Result<Option<Rollout>, S
             problem,
         })?;
         if b != primary {
-            mirror = Some(b);
+            mirrors.insert(b);
         }
     }
-    Ok(Some(Rollout { primary, mirror }))
+    Ok(Some(Rollout { primary, mirrors }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn run(v: Value) -> Result<Rollout, String> {
-        let Value::Object(m) = v else {
-            panic!("object expected")
-        };
-        interpret(&m, Path::new("s.json"), |_| None)
-            .map(|s| s.rollout)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn rollout_table() {
-        let ok = [
-            (json!({}), Rollout::BRANCH),
-            (json!({"strategy_options": {}}), Rollout::BRANCH),
-            (
-                json!({"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}),
-                Rollout::REFS_MIRROR,
-            ),
-            (
-                json!({"strategy_options": {"checkpoint_store": "refs-v1"}}),
-                Rollout::REFS,
-            ),
-            (
-                json!({"checkpoints": {"primary": {"type": "git-refs"}}}),
-                Rollout::REFS,
-            ),
-            (
-                json!({"checkpoints": {"primary": {"type": "git-refs"}, "mirrors": [{"type": "git-branch"}]}}),
-                Rollout::REFS_MIRROR,
-            ),
-            (
-                json!({"checkpoints": {"primary": {"type": "git-branch"}}}),
-                Rollout::BRANCH,
-            ),
-            (
-                json!({"strategy_options": {"checkpoint_store": "refs-v1"}, "checkpoints": {"primary": {"type": "git-branch"}}}),
-                Rollout::REFS,
-            ),
-        ];
-        for (v, want) in ok {
-            assert_eq!(run(v.clone()), Ok(want), "{v}");
-        }
-        let bad = [
-            (
-                json!({"strategy_options": {"checkpoint_store": "refs-v2"}}),
-                "unknown mode \"refs-v2\"",
-            ),
-            (
-                json!({"strategy_options": {"checkpoint_store": 1}}),
-                "must be a string",
-            ),
-            (
-                json!({"strategy_options": []}),
-                "strategy_options must be an object",
-            ),
-            (
-                json!({"checkpoints": {"primary": {"type": "s3"}}}),
-                "unknown store type",
-            ),
-            (
-                json!({"checkpoints": {"primary": {"type": "git-refs"}, "extra": 1}}),
-                "unknown field",
-            ),
-            (json!({"checkpoints": {}}), "primary is required"),
-            (
-                json!({"checkpoints": {"primary": {"type": "git-refs"}, "mirrors": [{"type": "git-refs"}]}}),
-                "more than once",
-            ),
-        ];
-        for (v, want) in bad {
-            let err = run(v.clone()).expect_err("must fail");
-            assert!(
-                err.contains(want) && err.starts_with("s.json"),
-                "{v}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn local_file_overrides_key_by_key() {
-        let mut base = json!({"strategy_options": {"checkpoint_store": "refs-v1-mirror", "push_sessions": true},
-                              "checkpoints": {"primary": {"type": "git-refs"}, "mirrors": [{"type": "git-branch"}]}});
-        let over = json!({"strategy_options": {"checkpoint_store": "refs-v1"}, "checkpoints": {"primary": {"type": "git-branch"}}});
-        let (Value::Object(b), Value::Object(o)) = (&mut base, over) else {
-            panic!("objects")
-        };
-        merge(b, o, true);
-        assert_eq!(
-            base,
-            json!({"strategy_options": {"checkpoint_store": "refs-v1", "push_sessions": true},
-                   "checkpoints": {"primary": {"type": "git-branch"}}})
-        );
-    }
-
-    #[test]
-    fn env_override() {
-        let m = Map::new();
-        let env = |k: &str| match k {
-            "ENTIRE_CHECKPOINTS_PRIMARY" => Some("git-refs".to_string()),
-            "ENTIRE_CHECKPOINTS_MIRRORS" => Some("git-branch".to_string()),
-            _ => None,
-        };
-        assert_eq!(
-            interpret(&m, Path::new("x"), env).expect("valid").rollout,
-            Rollout::REFS_MIRROR
-        );
-        let bad = |k: &str| (k == "ENTIRE_CHECKPOINTS_PRIMARY").then(|| "nope".to_string());
-        assert!(interpret(&m, Path::new("x"), bad).is_err());
-    }
-}
+mod tests;

@@ -36,9 +36,33 @@ fn all_refs(env: &TestEnv, repo: &Path) -> String {
 fn attach_in_every_rollout_mode_reads_back_byte_for_byte() {
     let env = TestEnv::new();
     let transcript = std::fs::read(real_transcript()).expect("fixture");
-    for mode in [None, Some("refs-v1-mirror"), Some("refs-v1")] {
-        let repo = env.repo(&format!("r-{}", mode.unwrap_or("v1")));
-        set_mode(&repo, mode);
+    let modes = [
+        ("v1", "{}", 12),
+        (
+            "refs-v1-mirror",
+            r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}"#,
+            26,
+        ),
+        (
+            "refs-v1",
+            r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#,
+            26,
+        ),
+        (
+            "v2-dual",
+            r#"{"strategy_options": {"checkpoints_v2": true}}"#,
+            12,
+        ),
+        (
+            "v2-primary",
+            r#"{"strategy_options": {"checkpoints_version": 2}}"#,
+            12,
+        ),
+    ];
+    for (mode, settings, id_len) in modes {
+        let repo = env.repo(&format!("r-{mode}"));
+        std::fs::create_dir_all(repo.join(".entire")).expect("mkdir");
+        std::fs::write(repo.join(".entire/settings.json"), settings).expect("settings");
         let run = env
             .entire(
                 &repo,
@@ -52,7 +76,39 @@ fn attach_in_every_rollout_mode_reads_back_byte_for_byte() {
             run.stdout
         );
         let id = checkpoint_of(&run.stdout);
-        assert_eq!(id.len(), if mode.is_none() { 12 } else { 26 }, "{mode:?}");
+        assert_eq!(id.len(), id_len, "{mode}");
+        let v2_main = env.run(
+            &repo,
+            "git",
+            [
+                "rev-parse",
+                "--verify",
+                "-q",
+                "refs/entire/checkpoints/v2/main",
+            ],
+        );
+        assert_eq!(
+            v2_main.status == 0,
+            mode.starts_with("v2"),
+            "{mode}: v2/main written iff v2 is on"
+        );
+        if mode.starts_with("v2") {
+            let compact = env.git(
+                &repo,
+                &[
+                    "show",
+                    &format!(
+                        "refs/entire/checkpoints/v2/main:{}/{}/0/transcript.jsonl",
+                        &id[..2],
+                        &id[2..]
+                    ),
+                ],
+            );
+            assert!(
+                compact.contains("\"type\":\"user\""),
+                "{mode}: compact transcript on /main"
+            );
+        }
         let shown = env.entire(&repo, &["show", &id, "0/full.jsonl"]).ok();
         assert_eq!(
             shown.stdout_bytes, transcript,

@@ -26,6 +26,9 @@ mod store;
 mod store_concurrency;
 mod store_sample;
 mod transports;
+mod v2_compact;
+mod v2_rotation;
+mod v2_write;
 mod validation;
 
 #[test]
