@@ -20,6 +20,7 @@
 //! - A new checkpoint in a refs mode whose legacy ID exists only on the branch starts from the branch's subtree,
 //!   so no session is dropped.
 
+mod backfill;
 pub mod branch;
 pub mod queue;
 pub mod refs;
@@ -234,7 +235,7 @@ pub fn write(
             Backend::GitBranch => {
                 branch::write(repo, &id, sessions, who).map(|t| report.branch = Some(t))
             }
-            Backend::V2 => v2::write(repo, &id, sessions, who).map(|w| {
+            Backend::V2 => write_v2(repo, &id, sessions, who).map(|w| {
                 report.warnings.extend(w.warnings.iter().cloned());
                 report.v2 = Some(w);
             }),
@@ -252,6 +253,37 @@ pub fn write(
         }
     }
     Ok(report)
+}
+
+/// Write to v2; a checkpoint that v2 does not hold yet but the ref store or the legacy branch does is carried
+/// over whole in the same write ([`backfill`]), so v2 never holds a partial copy.
+fn write_v2(
+    repo: &Repo,
+    id: &CheckpointId,
+    sessions: &[SessionInput],
+    who: &Identity,
+) -> Result<v2::Written, StoreError> {
+    if v2::locate(repo, id)?.is_some() {
+        return v2::write(repo, id, sessions, who);
+    }
+    let existing = match refs::locate(repo, id)? {
+        Some(found) => Some(found),
+        None if id.kind() == IdKind::Legacy => branch::locate(repo, id)?,
+        None => None,
+    };
+    let Some(found) = existing else {
+        return v2::write(repo, id, sessions, who);
+    };
+    let mut all: Vec<SessionInput> = backfill::sessions(repo, &found)?
+        .into_iter()
+        .filter(|old| {
+            !sessions
+                .iter()
+                .any(|new| new.metadata.session_id() == old.metadata.session_id())
+        })
+        .collect();
+    all.extend(sessions.iter().cloned());
+    v2::write(repo, id, &all, who)
 }
 
 fn write_refs(

@@ -182,10 +182,17 @@ fn the_same_session_twice_writes_nothing_the_second_time() {
 }
 
 #[test]
-fn a_legacy_only_checkpoint_is_carried_whole_into_refs() {
+fn a_legacy_only_checkpoint_is_carried_whole_into_refs_and_v2() {
     let env = TestEnv::new();
     let repo = env.repo("r");
     let a = session(&env, "a", r#"{"session_id": "sess-a"}"#, b"{\"a\":1}\n");
+    let task = a.join("tasks/toolu_01abc");
+    std::fs::create_dir_all(&task).expect("mkdir task");
+    std::fs::write(
+        task.join("task.json"),
+        "{\"tool_use_id\":\"toolu_01abc\"}\n",
+    )
+    .expect("task");
     let b = session(&env, "b", r#"{"session_id": "sess-b"}"#, b"{\"b\":2}\n");
     let id = env
         .entire(&repo, &["write", path_str(&a), path_str(&b)])
@@ -194,7 +201,12 @@ fn a_legacy_only_checkpoint_is_carried_whole_into_refs() {
         .to_string();
     let msg = format!("work\n\nEntire-Checkpoint: {id}");
     env.git(&repo, &["commit", "-q", "--allow-empty", "-m", &msg]);
-    set_mode(&repo, Some("refs-v1-mirror"));
+    std::fs::create_dir_all(repo.join(".entire")).expect("mkdir");
+    std::fs::write(
+        repo.join(".entire/settings.json"),
+        r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror", "checkpoints_v2": true}}"#,
+    )
+    .expect("settings");
     let run = env
         .entire(&repo, &["attach", path_str(&real_transcript())])
         .ok();
@@ -208,6 +220,7 @@ fn a_legacy_only_checkpoint_is_carried_whole_into_refs() {
     let files = env.git(&repo, &["ls-tree", "-r", "--name-only", &refname]);
     for f in [
         "0/full.jsonl",
+        "0/tasks/toolu_01abc/task.json",
         "1/full.jsonl",
         "2/full.jsonl",
         "metadata.json",
@@ -223,6 +236,57 @@ fn a_legacy_only_checkpoint_is_carried_whole_into_refs() {
             .ok();
         assert!(m.stdout.contains(sid), "slot {slot}: {}", m.stdout);
     }
+    // v2 holds the whole checkpoint too, never just the attached session.
+    let dir = format!("{}/{}", &id[..2], &id[2..]);
+    let main = env.git(
+        &repo,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "refs/entire/checkpoints/v2/main",
+            &dir,
+        ],
+    );
+    let full = env.git(
+        &repo,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "refs/entire/checkpoints/v2/full/current",
+            &dir,
+        ],
+    );
+    for slot in 0..3 {
+        assert!(
+            main.contains(&format!("{dir}/{slot}/metadata.json")),
+            "v2 /main slot {slot}:\n{main}"
+        );
+        assert!(
+            full.contains(&format!("{dir}/{slot}/raw_transcript")),
+            "v2 /full slot {slot}:\n{full}"
+        );
+    }
+    assert!(
+        full.contains(&format!("{dir}/0/tasks/toolu_01abc/task.json")),
+        "task tree on /full:\n{full}"
+    );
+    let legacy = env.git(
+        &repo,
+        &["show", &format!("entire/checkpoints/v1:{dir}/1/full.jsonl")],
+    );
+    let v2_raw = env.git(
+        &repo,
+        &[
+            "show",
+            &format!("refs/entire/checkpoints/v2/full/current:{dir}/1/raw_transcript"),
+        ],
+    );
+    assert_eq!(
+        v2_raw, legacy,
+        "the legacy session's transcript, byte for byte"
+    );
 }
 
 #[test]

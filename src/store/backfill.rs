@@ -1,0 +1,74 @@
+//! Backfilling a checkpoint into the v2 layout before it is extended (seed 004: "no partial v2 shadow").
+//!
+//! When a write adds a session to a checkpoint that exists in the ref store or on the legacy branch but not yet
+//! in v2, writing only the new session to v2 would leave a v2 copy that lacks the older sessions — and v2 reads
+//! would then show an incomplete checkpoint. So the v2 write carries every existing session first, read back
+//! from the store that holds the checkpoint: metadata, the reassembled raw transcript, prompt, context,
+//! compact transcript, and task files (a slot's `tasks/` stays with its session; a root-level `tasks/` tree
+//! goes with the latest session, as upstream's backfill does).
+//!
+//! Read-only: this module only reads objects; the caller writes.
+
+use crate::git::repo::{ObjectId, Repo};
+use crate::model::checkpoint::{SessionInput, TaskFile};
+use crate::model::metadata::SessionMetadata;
+
+use super::{read_path, Located, StoreError};
+
+/// The sessions of the checkpoint at `found` (a v1 layout: refs or branch), in slot order.
+pub fn sessions(repo: &Repo, found: &Located) -> Result<Vec<SessionInput>, StoreError> {
+    let entries = repo.tree_entries(found.tree)?;
+    let mut slots: Vec<(usize, ObjectId)> = entries
+        .iter()
+        .filter(|e| e.is_tree)
+        .filter_map(|e| e.name.parse::<usize>().ok().map(|n| (n, e.id)))
+        .collect();
+    slots.sort();
+    let mut out = Vec::new();
+    for (_, slot) in slots {
+        let Some(meta) = read_path(repo, slot, "metadata.json")? else {
+            continue;
+        };
+        let metadata = SessionMetadata::parse(&meta, "session metadata")
+            .map_err(crate::model::checkpoint::CheckpointError::from)?;
+        let transcript = read_path(repo, slot, "full.jsonl")?.unwrap_or_default();
+        let mut tasks = Vec::new();
+        if let Some(t) = repo.lookup(slot, "tasks")?.filter(|e| e.is_tree) {
+            collect_tasks(repo, t.id, "", &mut tasks)?;
+        }
+        out.push(SessionInput {
+            metadata,
+            transcript,
+            prompt: read_path(repo, slot, "prompt.txt")?,
+            context: read_path(repo, slot, "context.md")?,
+            compact: read_path(repo, slot, "transcript.jsonl")?,
+            tasks,
+        });
+    }
+    if let Some(root_tasks) = entries.iter().find(|e| e.is_tree && e.name == "tasks") {
+        if let Some(last) = out.last_mut() {
+            collect_tasks(repo, root_tasks.id, "", &mut last.tasks)?;
+            last.tasks.sort_by(|a, b| a.path.cmp(&b.path));
+            last.tasks.dedup_by(|a, b| a.path == b.path);
+        }
+    }
+    Ok(out)
+}
+
+/// Every blob below `tree`, as task files with paths relative to the `tasks/` directory.
+fn collect_tasks(
+    repo: &Repo,
+    tree: ObjectId,
+    prefix: &str,
+    out: &mut Vec<TaskFile>,
+) -> Result<(), StoreError> {
+    for e in repo.tree_entries(tree)? {
+        let path = format!("{prefix}{}", e.name);
+        if e.is_tree {
+            collect_tasks(repo, e.id, &format!("{path}/"), out)?;
+        } else {
+            out.push(TaskFile::new(&path, repo.read_blob(e.id)?)?);
+        }
+    }
+    Ok(())
+}
