@@ -19,10 +19,12 @@
 //! [`status::Rejection::Failed`] for every user ref; checkpoints stay queued.
 
 pub mod child;
+pub mod connect;
 mod error;
 pub mod runs;
 pub mod stage;
 pub mod status;
+pub mod wire;
 
 use std::collections::BTreeMap;
 
