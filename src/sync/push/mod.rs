@@ -13,6 +13,9 @@
 //! - `--atomic`: the user's refs are pushed atomically on their own, checkpoints in a second push.
 //! - When the server rejects every ref of the combined push (a pre-receive hook that refuses checkpoint refs),
 //!   the user's refs are pushed again alone, and the checkpoint rejection is reported in [`Outcome::notes`].
+//! - When the combined push fails without a server verdict for any user ref (the server dropped the
+//!   connection, as dulwich does to refuse a push; the transport failed mid-push), the user's refs are
+//!   likewise pushed again alone and the checkpoints stay queued.
 //! - `--dry-run` never dequeues.
 //!
 //! Failure modes: a push that could not run at all yields [`RefStatus::Rejected`] with
@@ -199,10 +202,28 @@ fn push_both(
     } else {
         let mut all = user_specs.to_vec();
         all.push(glob);
-        match transport.push(&all, options) {
-            Err(f) => {
-                outcome.user = fail_all(user, &f.message);
-                outcome.checkpoint_failure = Some(f.message);
+        // No verdict from the server (it dropped the connection, as dulwich does to refuse checkpoint refs):
+        // the user's refs go again alone, the checkpoints stay queued.
+        let verdict = match transport.push(&all, options) {
+            Err(f) => Err(f.message),
+            Ok(map) => {
+                let user_statuses = pick(user, &map);
+                let none = user_statuses
+                    .iter()
+                    .all(|(_, s)| matches!(s, RefStatus::Rejected(Rejection::Failed(_))));
+                match (none, user_statuses.first()) {
+                    (true, Some((_, s))) => Err(s.reason()),
+                    _ => Ok(map),
+                }
+            }
+        };
+        match verdict {
+            Err(why) => {
+                outcome.notes.push(format!(
+                    "entire: the push with checkpoint refs failed ({why}); pushing your refs without them"
+                ));
+                outcome.user = push_user(transport, user, user_specs, options);
+                outcome.checkpoint_failure = Some(why);
             }
             Ok(map) => {
                 outcome.user = pick(user, &map);

@@ -28,7 +28,7 @@ use crate::git::cmd as gitcmd;
 
 use super::child::{last_error_line, GitPush};
 use super::connect::{pkt, read_pkt, Connection};
-use super::status::{parse_helper_status, RefStatus};
+use super::status::{parse_helper_status, RefStatus, Rejection};
 use super::{PushOptions, PushTransport, TransportFailure};
 
 /// The numbers behind choosing this design (see the module docs).
@@ -56,10 +56,22 @@ impl PushTransport for Wire {
         specs: &[String],
         options: &PushOptions,
     ) -> Result<BTreeMap<String, RefStatus>, TransportFailure> {
-        match self.conn.take() {
-            Some(conn) => send_pack(conn, specs, options),
-            None => self.fallback.push(specs, options),
+        let Some(conn) = self.conn.take() else {
+            return self.fallback.push(specs, options);
+        };
+        let mut statuses = send_pack(conn, specs, options)?;
+        // send-pack prints no line for the refs an atomic push gave up on; git calls them so.
+        if options.atomic && statuses.values().any(|s| !s.landed()) {
+            for dst in specs
+                .iter()
+                .filter_map(|s| s.split_once(':').map(|(_, d)| d))
+            {
+                statuses.entry(dst.to_string()).or_insert_with(|| {
+                    RefStatus::Rejected(Rejection::Failed("atomic push failed".into()))
+                });
+            }
         }
+        Ok(statuses)
     }
 }
 
