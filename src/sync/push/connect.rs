@@ -43,6 +43,11 @@ pub enum ConnectError {
     Remote { url: String, message: String },
 }
 
+/// The server → client direction of a connection.
+pub type ServerReader = BufReader<Box<dyn Read + Send>>;
+/// The client → server direction of a connection.
+pub type ServerWriter = Box<dyn Write + Send>;
+
 /// The result of [`Connection::open`].
 pub enum Opened {
     Connected(Connection),
@@ -65,8 +70,8 @@ pub struct Connection {
     pub refs: Vec<Advertised>,
     /// The capability list of the first line.
     pub capabilities: String,
-    pub(crate) reader: BufReader<Box<dyn Read + Send>>,
-    pub(crate) writer: Option<Box<dyn Write + Send>>,
+    pub(crate) reader: ServerReader,
+    pub(crate) writer: Option<ServerWriter>,
     pub(crate) child: Option<Child>,
 }
 
@@ -376,12 +381,7 @@ impl Connection {
     }
 
     /// Hand the two directions over (for the push); the connection keeps the ssh child to wait for.
-    pub(crate) fn split(
-        &mut self,
-    ) -> (
-        BufReader<Box<dyn Read + Send>>,
-        Option<Box<dyn Write + Send>>,
-    ) {
+    pub(crate) fn split(&mut self) -> (ServerReader, Option<ServerWriter>) {
         let reader = std::mem::replace(
             &mut self.reader,
             BufReader::new(Box::new(std::io::empty()) as Box<dyn Read + Send>),
