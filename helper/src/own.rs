@@ -176,8 +176,12 @@ fn fetch_request(s: &Session) -> Request {
 /// child (the reason is logged).
 fn open_for_push(s: &Session) -> anyhow::Result<Option<Connection>> {
     let url = &s.endpoint.push_url;
+    let started = std::time::Instant::now();
     match Connection::open(s.repo.as_ref(), url)? {
-        Opened::Connected(c) => Ok(Some(c)),
+        Opened::Connected(c) => {
+            tracing::debug!(target: "entire::helper", ms = started.elapsed().as_millis() as u64, refs = c.refs.len(), "connected and listed");
+            Ok(Some(c))
+        }
         Opened::Unsupported(why) => {
             tracing::debug!(target: "entire::helper", "two-connection push to {url}: {why}");
             Ok(None)

@@ -336,17 +336,20 @@ impl Connection {
         if let Some(caps) = caps {
             self.capabilities = String::from_utf8_lossy(caps).trim_end().to_string();
         }
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim_end_matches('\n');
-        if let Some(msg) = text.strip_prefix("ERR ") {
+        let body = body.strip_suffix(b"\n").unwrap_or(body);
+        if let Some(msg) = body.strip_prefix(b"ERR ") {
             return Err(ConnectError::Remote {
                 url: self.url.clone(),
-                message: format!("remote error: {msg}"),
+                message: format!("remote error: {}", String::from_utf8_lossy(msg)),
             });
         }
-        if let Some((oid, name)) = text.split_once(' ') {
-            let is_ref = name.starts_with("refs/") || name == "HEAD";
-            if is_ref && oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let Some(space) = body.iter().position(|&b| b == b' ') else {
+            return Ok(());
+        };
+        let (oid, name) = (&body[..space], &body[space + 1..]);
+        let is_ref = name.starts_with(b"refs/") || name == b"HEAD";
+        if is_ref && oid.iter().all(u8::is_ascii_hexdigit) {
+            if let (Ok(oid), Ok(name)) = (std::str::from_utf8(oid), std::str::from_utf8(name)) {
                 self.refs.push(Advertised {
                     name: name.to_string(),
                     oid: oid.to_string(),

@@ -119,6 +119,10 @@ pub fn parse_helper_status(text: &str) -> std::collections::BTreeMap<String, Ref
     let mut out = std::collections::BTreeMap::new();
     let mut last: Option<String> = None;
     for line in text.lines() {
+        // One per advertised ref the push did not touch (100,000 on a big remote): skip without parsing.
+        if line.ends_with(" no match") && line.starts_with("error ") {
+            continue;
+        }
         if line == "option forced-update" {
             if let Some(s) = last.as_ref().and_then(|name| out.get_mut(name)) {
                 if *s == RefStatus::Ok {

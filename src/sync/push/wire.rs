@@ -175,13 +175,16 @@ fn send_pack(
         }
     });
     let mut from_sp = BufReader::with_capacity(1 << 16, from_sp);
+    let started = std::time::Instant::now();
     let sent = relay_request(&mut from_sp, to_server);
+    tracing::debug!(target: "entire::push", ms = started.elapsed().as_millis() as u64, "request relayed");
     let mut rest = Vec::new();
     let _ = from_sp.read_to_end(&mut rest);
     let _ = pump.join();
     let status = child.wait();
     conn.finish(false);
     let stderr = forward.join().unwrap_or_default();
+    tracing::debug!(target: "entire::push", ms = started.elapsed().as_millis() as u64, "response relayed");
     let text = String::from_utf8_lossy(&rest);
     let statuses = parse_helper_status(text.trim_start_matches("0000"));
     if let Err(e) = &sent {
