@@ -67,6 +67,8 @@ pub struct Connection {
     pub url: String,
     /// The advertisement exactly as received (pkt-lines up to and including the flush).
     pub advertisement: Vec<u8>,
+    /// Its payloads, in order (for [`Connection::advertisement_without`]).
+    lines: Vec<Vec<u8>>,
     pub refs: Vec<Advertised>,
     /// The capability list of the first line.
     pub capabilities: String,
@@ -281,6 +283,7 @@ impl Connection {
         let mut conn = Connection {
             url: url.to_string(),
             advertisement: Vec::new(),
+            lines: Vec::new(),
             refs: Vec::new(),
             capabilities: String::new(),
             reader: BufReader::with_capacity(1 << 16, reader),
@@ -325,6 +328,7 @@ impl Connection {
             }
             self.advertisement.extend_from_slice(&payload);
             self.parse_line(&payload)?;
+            self.lines.push(payload);
         }
     }
 
@@ -357,6 +361,59 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// The advertisement without the refs for which `drop` is true, the capabilities moved to the first line
+    /// that remains (as receive-pack itself announces an empty repository when none does).
+    pub fn advertisement_without(&self, drop: &dyn Fn(&str) -> bool) -> Vec<u8> {
+        let mut caps: Option<&[u8]> = None;
+        let mut kept: Vec<Vec<u8>> = Vec::with_capacity(self.lines.len());
+        for line in &self.lines {
+            let (body, c) = match line.iter().position(|&b| b == 0) {
+                Some(nul) => (&line[..nul], Some(&line[nul + 1..])),
+                None => (line.as_slice(), None),
+            };
+            if c.is_some() {
+                caps = c;
+            }
+            let trimmed = body.strip_suffix(b"\n").unwrap_or(body);
+            let name = trimmed
+                .iter()
+                .position(|&b| b == b' ')
+                .map(|sp| &trimmed[sp + 1..])
+                .and_then(|n| std::str::from_utf8(n).ok());
+            if name.is_some_and(drop) {
+                continue;
+            }
+            let mut l = trimmed.to_vec();
+            l.push(b'\n');
+            kept.push(l);
+        }
+        let first_ref = usize::from(kept.first().is_some_and(|l| l.starts_with(b"version ")));
+        if let Some(caps) = caps {
+            let caps_line = |body: &[u8]| {
+                let mut l = body.strip_suffix(b"\n").unwrap_or(body).to_vec();
+                l.push(0);
+                l.extend_from_slice(caps);
+                if l.last() != Some(&b'\n') {
+                    l.push(b'\n');
+                }
+                l
+            };
+            if kept.len() > first_ref {
+                kept[first_ref] = caps_line(&kept[first_ref]);
+            } else {
+                let zero = "0".repeat(if self.object_format() == "sha256" {
+                    64
+                } else {
+                    40
+                });
+                kept.push(caps_line(format!("{zero} capabilities^{{}}").as_bytes()));
+            }
+        }
+        let mut out: Vec<u8> = kept.iter().flat_map(|l| pkt(l)).collect();
+        out.extend_from_slice(b"0000");
+        out
     }
 
     /// The object format the server announced (`sha1` when it announced none).
@@ -529,6 +586,7 @@ mod tests {
         let mut c = Connection {
             url: "u".into(),
             advertisement: Vec::new(),
+            lines: Vec::new(),
             refs: Vec::new(),
             capabilities: String::new(),
             reader: BufReader::new(Box::new(std::io::empty())),
@@ -550,6 +608,80 @@ mod tests {
             }]
         );
         assert_eq!(c.object_format(), "sha1");
+        let err = c.parse_line(b"ERR access denied").expect_err("ERR");
+        assert!(err.to_string().contains("access denied"), "{err}");
+    }
+
+    #[test]
+    fn advertisement_without_table() {
+        let a = "0123456789abcdef0123456789abcdef01234567";
+        let zero = "0".repeat(40);
+        let caps = "report-status delete-refs\n";
+        let cp = "refs/entire/checkpoints/c4/a3b2c4d5e6c4";
+        let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+            (
+                vec![
+                    format!("{a} {cp}\0{caps}"),
+                    format!("{a} refs/heads/main\n"),
+                ],
+                vec![format!("{a} refs/heads/main\0{caps}")],
+            ),
+            (
+                vec![format!("{a} {cp}\0{caps}")],
+                vec![format!("{zero} capabilities^{{}}\0{caps}")],
+            ),
+            (
+                vec![
+                    format!("{a} refs/heads/main\0{caps}"),
+                    format!("{a} .have\n"),
+                ],
+                vec![
+                    format!("{a} refs/heads/main\0{caps}"),
+                    format!("{a} .have\n"),
+                ],
+            ),
+            (
+                vec!["version 1\n".into(), format!("{a} {cp}\0{caps}")],
+                vec![
+                    "version 1\n".into(),
+                    format!("{zero} capabilities^{{}}\0{caps}"),
+                ],
+            ),
+        ];
+        for (input, want) in cases {
+            let c = Connection {
+                url: "u".into(),
+                advertisement: Vec::new(),
+                lines: input.iter().map(|l| l.as_bytes().to_vec()).collect(),
+                refs: Vec::new(),
+                capabilities: String::new(),
+                reader: BufReader::new(Box::new(std::io::empty())),
+                writer: None,
+                child: None,
+            };
+            let got = c.advertisement_without(&|n| n.starts_with("refs/entire/"));
+            let mut expect: Vec<u8> = want.iter().flat_map(|l| pkt(l.as_bytes())).collect();
+            expect.extend_from_slice(b"0000");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expect),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn err_line_is_an_error() {
+        let mut c = Connection {
+            url: "u".into(),
+            advertisement: Vec::new(),
+            lines: Vec::new(),
+            refs: Vec::new(),
+            capabilities: String::new(),
+            reader: BufReader::new(Box::new(std::io::empty())),
+            writer: None,
+            child: None,
+        };
         let err = c.parse_line(b"ERR access denied").expect_err("ERR");
         assert!(err.to_string().contains("access denied"), "{err}");
     }

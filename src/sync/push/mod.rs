@@ -117,6 +117,10 @@ pub trait PushTransport {
         specs: &[String],
         options: &PushOptions,
     ) -> Result<BTreeMap<String, RefStatus>, TransportFailure>;
+
+    /// The checkpoint refs the glob of the coming pushes can reach (told before the first push that carries
+    /// checkpoints); a transport may leave every other remote checkpoint ref out of what its push sees.
+    fn checkpoint_destinations(&mut self, _names: &[&str]) {}
 }
 
 /// The result of [`run`].
@@ -153,6 +157,8 @@ pub fn run(
         outcome.user = push_user(transport, user, &user_specs, options);
         return outcome;
     };
+    let names: Vec<&str> = batch.entries().iter().map(|e| e.name.as_str()).collect();
+    transport.checkpoint_destinations(&names);
     let pushing = std::time::Instant::now();
     let cp_statuses = push_both(transport, &batch, user, &user_specs, options, &mut outcome);
     tracing::debug!(target: "entire::push", ms = pushing.elapsed().as_millis() as u64, "pushed");
