@@ -180,7 +180,7 @@ fn open_for_push(s: &Session) -> anyhow::Result<Option<Connection>> {
     match Connection::open(s.repo.as_ref(), url)? {
         Opened::Connected(c) => {
             tracing::debug!(target: "entire::helper", ms = started.elapsed().as_millis() as u64, refs = c.refs.len(), "connected and listed");
-            Ok(Some(c))
+            Ok(Some(*c))
         }
         Opened::Unsupported(why) => {
             tracing::debug!(target: "entire::helper", "two-connection push to {url}: {why}");

@@ -50,7 +50,7 @@ pub type ServerWriter = Box<dyn Write + Send>;
 
 /// The result of [`Connection::open`].
 pub enum Opened {
-    Connected(Connection),
+    Connected(Box<Connection>),
     /// Not a case this module handles; the reason is for logs.
     Unsupported(&'static str),
 }
@@ -291,7 +291,7 @@ impl Connection {
             child,
         };
         conn.read_advertisement()?;
-        Ok(Opened::Connected(conn))
+        Ok(Opened::Connected(Box::new(conn)))
     }
 
     fn read_advertisement(&mut self) -> Result<(), ConnectError> {
