@@ -70,7 +70,11 @@ prompt serve the whole push. ssh, git:// and file:// are served by the helper: r
 (protocol v2 ls-refs limited to HEAD, refs/heads/, refs/tags/, widened to what the fetch needs: the remote's \
 fetch refspecs and those on the calling git command line, e.g. refs/notes/commits, refs/changes/*, clone \
 --mirror, ls-remote; a local repository is read directly), objects move through `git fetch` and `git push \
---porcelain` children. A push to a local repository with nothing queued is connected straight to \
+--porcelain` children. A push over ssh or git:// uses ONE connection, as plain git does: the helper opens the \
+remote's git-receive-pack itself (GIT_SSH_COMMAND, core.sshCommand, GIT_SSH and ssh.variant as git applies \
+them), answers git's listing from its advertisement and lets `git send-pack --stateless-rpc` push over the same \
+connection; with a git proxy or a protocol policy configured, or entire.oneConnectionPush=false, the listing and \
+a `git push` child use two connections. A push to a local repository with nothing queued is connected straight to \
 git-receive-pack. Checkpoint refs are never listed for push, so --mirror and --prune cannot delete them, and \
 never fetched by git itself: they come through the pull-along, which stores only commits under valid checkpoint \
 names. git's transport policy (protocol.<name>.allow, protocol.allow, GIT_ALLOW_PROTOCOL, \

@@ -12,8 +12,12 @@
 //! - `fetch`: ONE `git fetch` child by object ID (depth, filter and shallow options passed through), then the
 //!   checkpoint pull-along, then the blank line. A failed fetch exits before the blank line, which is the only
 //!   way git notices (it ignores the exit code after a fetch).
-//! - `push`: the batch goes to [`entire::sync::push::run`] with a `git push --porcelain` child; statuses for the
-//!   user's refs only.
+//! - `list for-push` over ssh and git://: the helper connects to the remote's `git-receive-pack` itself
+//!   ([`entire::sync::push::connect`]), answers from its advertisement, and keeps the connection: the push batch
+//!   then goes out over it through `git send-pack --stateless-rpc` ([`entire::sync::push::wire`]). ONE connection
+//!   per push, as with plain git. Cases the connector leaves to git (proxies, protocol policies, other schemes)
+//!   list with `ls-refs` and push through a `git push` child (two connections).
+//! - `push`: the batch goes to [`entire::sync::push::run`]; statuses for the user's refs only.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -23,6 +27,8 @@ use entire::git::cmd as gitcmd;
 use entire::git::lsrefs::{self, RefValue};
 use entire::git::repo::ObjectId;
 use entire::sync::fetch;
+use entire::sync::push::connect::{Connection, Opened};
+use entire::sync::push::wire::Wire;
 use entire::sync::push::{self, GitPush};
 
 use crate::protocol::{parse_command, Command};
@@ -31,6 +37,8 @@ use crate::wanted::{self, Request, DEFAULT_PREFIXES};
 
 /// Serve git until it ends the session.
 pub fn serve(mut s: Session) -> anyhow::Result<()> {
+    // The receive-pack connection that answered `list for-push`, waiting for the push batch.
+    let mut held: Option<Connection> = None;
     while let Some(line) = s.io.read_line()? {
         match parse_command(&line) {
             Command::Capabilities => {
@@ -45,9 +53,19 @@ pub fn serve(mut s: Session) -> anyhow::Result<()> {
                 let reply = s.opts.apply(&name, &value).line();
                 s.io.reply(&[reply])?;
             }
-            Command::List { for_push } => list(&mut s, for_push)?,
+            Command::List { for_push: true } => {
+                held = None;
+                match open_for_push(&s)? {
+                    Some(conn) => {
+                        list_advertised(&mut s, &conn)?;
+                        held = Some(conn);
+                    }
+                    None => list(&mut s, true)?,
+                }
+            }
+            Command::List { for_push: false } => list(&mut s, false)?,
             Command::Fetch { oid, .. } => fetch_batch(&mut s, oid)?,
-            Command::Push { spec } => push_batch(&mut s, spec)?,
+            Command::Push { spec } => push_batch(&mut s, spec, held.take())?,
             Command::End => return Ok(()),
             other => bail!("unsupported command from git: {other:?}"),
         }
@@ -152,6 +170,41 @@ fn fetch_request(s: &Session) -> Request {
     }
     req.extra.extend(configured_prefixes(s));
     req
+}
+
+/// The receive-pack connection for a push to this endpoint, or `None` when the push is left to a `git push`
+/// child (the reason is logged).
+fn open_for_push(s: &Session) -> anyhow::Result<Option<Connection>> {
+    let url = &s.endpoint.push_url;
+    let started = std::time::Instant::now();
+    match Connection::open(s.repo.as_ref(), url)? {
+        Opened::Connected(c) => {
+            tracing::debug!(target: "entire::helper", ms = started.elapsed().as_millis() as u64, refs = c.refs.len(), "connected and listed");
+            Ok(Some(*c))
+        }
+        Opened::Unsupported(why) => {
+            tracing::debug!(target: "entire::helper", "two-connection push to {url}: {why}");
+            Ok(None)
+        }
+    }
+}
+
+/// Answer `list for-push` from a receive-pack advertisement, with the same prefixes as [`list`].
+fn list_advertised(s: &mut Session, conn: &Connection) -> anyhow::Result<()> {
+    let prefixes = prefixes(s);
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let mut lines = Vec::new();
+    if s.opts.object_format {
+        lines.push(format!(":object-format {}", conn.object_format()));
+    }
+    for r in &conn.refs {
+        if lsrefs::matches(&prefixes, &r.name) && !r.name.starts_with("refs/entire/") {
+            lines.push(format!("{} {}", r.oid, r.name));
+        }
+    }
+    lines.push(String::new());
+    s.io.reply(&lines)?;
+    Ok(())
 }
 
 fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
@@ -286,15 +339,20 @@ fn forget_url_promisor(s: &Session) {
     }
 }
 
-fn push_batch(s: &mut Session, first: String) -> anyhow::Result<()> {
+fn push_batch(s: &mut Session, first: String, held: Option<Connection>) -> anyhow::Result<()> {
     let specs = s.read_push_batch(first, |s, _line, name, value| {
         Ok(s.opts.apply(name, value).line())
     })?;
     let with_checkpoints = s.checkpoints_here();
-    let mut transport = GitPush::new(&s.endpoint.push_url);
+    let mut one = held.map(|c| Wire::new(Some(c), &s.endpoint.push_url));
+    let mut two = GitPush::new(&s.endpoint.push_url);
+    let transport: &mut dyn push::PushTransport = match one.as_mut() {
+        Some(w) => w,
+        None => &mut two,
+    };
     let outcome = push::run(
         s.repo.as_ref(),
-        &mut transport,
+        transport,
         &specs,
         &s.opts.push_options(),
         with_checkpoints,

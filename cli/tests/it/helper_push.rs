@@ -26,12 +26,14 @@ fn user_ref_and_checkpoints_in_one_push(kind: Kind) {
     let ids: Vec<String> = (1..=3).map(hex_id).collect();
     let values: Vec<String> = ids.iter().map(|id| checkpoint(env, &local, id)).collect();
     env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
-    let before = s.push_connections().expect("server log");
+    // One connection in all: the listing git asks for and the push share it (HTTP: one receive-pack POST).
+    let count = || s.connections().or_else(|| s.push_connections());
+    let before = count().expect("server log");
     let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
     assert_eq!(
-        s.push_connections(),
+        count(),
         Some(before + 1),
-        "exactly one push connection\n{}",
+        "exactly one connection\n{}",
         s.log()
     );
     assert!(
@@ -71,6 +73,11 @@ fn one_push_over_http() {
 #[test]
 fn one_push_over_ssh() {
     user_ref_and_checkpoints_in_one_push(Kind::Ssh);
+}
+
+#[test]
+fn one_push_over_real_sshd() {
+    user_ref_and_checkpoints_in_one_push(Kind::Sshd);
 }
 
 #[test]
@@ -170,6 +177,12 @@ fn pre_receive_refusing_checkpoints_over_file() {
 #[test]
 fn pre_receive_refusing_checkpoints_over_http() {
     pre_receive_refusing_checkpoints(Kind::Http);
+}
+
+#[test]
+fn pre_receive_refusing_checkpoints_over_sshd_and_daemon() {
+    pre_receive_refusing_checkpoints(Kind::Sshd);
+    pre_receive_refusing_checkpoints(Kind::Daemon);
 }
 
 #[test]
@@ -350,7 +363,12 @@ fn a_checkpoint_written_during_the_push_stays_queued_with_its_newer_value() {
 
 #[test]
 fn atomic_pushes_keep_checkpoints_out_of_the_atomic_set() {
-    let s = Served::new(Kind::Http);
+    atomic_push(Kind::Http);
+    atomic_push(Kind::Sshd);
+}
+
+fn atomic_push(kind: Kind) {
+    let s = Served::new(kind);
     let env = &s.env;
     let server = s.path("server.git");
     let local = s.clone_local("local");
@@ -396,7 +414,7 @@ fn atomic_pushes_keep_checkpoints_out_of_the_atomic_set() {
 
 #[test]
 fn dry_run_pushes_and_dequeues_nothing() {
-    for kind in [Kind::File, Kind::Http] {
+    for kind in [Kind::File, Kind::Http, Kind::Sshd] {
         let s = Served::new(kind);
         let env = &s.env;
         let server = s.path("server.git");
@@ -430,7 +448,7 @@ fn dry_run_pushes_and_dequeues_nothing() {
 
 #[test]
 fn force_with_lease_is_honoured() {
-    for kind in [Kind::File, Kind::Http] {
+    for kind in [Kind::File, Kind::Http, Kind::Sshd] {
         let s = Served::new(kind);
         let env = &s.env;
         let server = s.path("server.git");
@@ -497,7 +515,7 @@ fn force_with_lease_is_honoured() {
 
 #[test]
 fn push_options_reach_the_server() {
-    for kind in [Kind::File, Kind::Http] {
+    for kind in [Kind::File, Kind::Http, Kind::Sshd] {
         let s = Served::new(kind);
         let env = &s.env;
         let server = s.path("server.git");
@@ -573,7 +591,7 @@ fn a_queue_line_naming_a_branch_is_never_pushed() {
 
 #[test]
 fn mirror_and_prune_pushes_never_delete_remote_checkpoints() {
-    for kind in [Kind::File, Kind::Http] {
+    for kind in [Kind::File, Kind::Http, Kind::Sshd] {
         let s = Served::new(kind);
         let env = &s.env;
         let server = s.path("server.git");

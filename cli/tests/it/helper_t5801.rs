@@ -185,7 +185,9 @@ fn transport_was_used(s: &Served, local: &Path) {
     let env = &s.env;
     let kind = s.kind;
     let url = s.url("server.git");
-    if kind != Kind::File {
+    if kind == Kind::Sshd {
+        assert!(s.connections() > Some(0), "server log:\n{}", s.log());
+    } else if kind != Kind::File {
         assert!(s.push_connections() > Some(0), "server log:\n{}", s.log());
         assert!(s.fetch_connections() > Some(0), "server log:\n{}", s.log());
     }
@@ -239,6 +241,11 @@ fn t5801_over_http_with_basic_auth() {
 #[test]
 fn t5801_over_ssh() {
     t5801(Kind::Ssh);
+}
+
+#[test]
+fn t5801_over_real_sshd() {
+    t5801(Kind::Sshd);
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Real git servers on loopback for transport tests, each started on a free port and stopped on drop:
-//! `git daemon`, lighttpd + `git-http-backend` (optionally behind basic auth), and ssh through a fake
+//! `git daemon`, lighttpd + `git-http-backend` (optionally behind basic auth), a real OpenSSH `sshd` (throwaway
+//! host and user keys, key authentication only, `AcceptEnv GIT_PROTOCOL`), and ssh through a fake
 //! `GIT_SSH_COMMAND` that runs the remote command locally (as git's own `test-fake-ssh` does).
 //!
 //! Every server writes a log the tests read to count connections: the daemon's `--verbose` log, lighttpd's
-//! access log, the fake ssh's command log.
+//! access log, sshd's `LogLevel VERBOSE` log (one `Accepted publickey` line per connection), the fake ssh's
+//! command log.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -115,6 +117,97 @@ pub fn git_daemon(env: &TestEnv, root: &Path) -> Server {
             .expect("git daemon starts");
         (child, format!("git://127.0.0.1:{port}"), log)
     })
+}
+
+/// A real `sshd` on loopback serving the filesystem as the current user, and the client side wired into `env`:
+/// `GIT_SSH_COMMAND` uses a fresh user key and a known-hosts file holding only the fresh host key (strict
+/// checking, no agent, no user config). URLs look like `ssh://<user>@127.0.0.1:<port>/<absolute path>`.
+pub fn sshd(env: &TestEnv) -> Server {
+    let dir = env.path().join("sshd");
+    std::fs::create_dir_all(&dir).expect("sshd dir");
+    let keygen = |name: &str| {
+        let key = dir.join(name);
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .status()
+            .expect("ssh-keygen runs (scripts/test installs openssh-client)");
+        assert!(ok.success(), "ssh-keygen {name}");
+        key
+    };
+    let host_key = keygen("host_key");
+    let user_key = keygen("user_key");
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
+    if !Path::new("/run/sshd").exists() {
+        // sshd's privilege-separation directory (the package creates it at boot only).
+        let _ = std::fs::create_dir_all("/run/sshd");
+    }
+    let path = format!(
+        "{}:{}",
+        crate::env::bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = start(|port| {
+        let log = dir.join(format!("sshd-{port}.log"));
+        let conf = dir.join(format!("sshd-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile none\n\
+                 AuthorizedKeysFile {keys}\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n\
+                 AcceptEnv GIT_PROTOCOL\nPrintMotd no\nLogLevel VERBOSE\n\
+                 SetEnv PATH={path} GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL={global}\n",
+                host = host_key.display(),
+                keys = dir.join("authorized_keys").display(),
+                global = env.path().join("gitconfig-global").display(),
+            ),
+        )
+        .expect("sshd config");
+        let file = std::fs::File::create(&log).expect("sshd log");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("sshd starts (scripts/test installs openssh-server)");
+        let user = String::from_utf8(
+            Command::new("id")
+                .arg("-un")
+                .output()
+                .expect("id -un")
+                .stdout,
+        )
+        .expect("utf-8 user name");
+        (
+            child,
+            format!("ssh://{}@127.0.0.1:{port}", user.trim()),
+            log,
+        )
+    });
+    let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).expect("host key");
+    let known = dir.join("known_hosts");
+    std::fs::write(&known, format!("[127.0.0.1]:{} {host_pub}", server.port)).expect("known_hosts");
+    env.set_env(
+        "GIT_SSH_COMMAND",
+        &format!(
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes \
+             -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+            user_key.display(),
+            known.display()
+        ),
+    );
+    server
+}
+
+/// Number of ssh connections an sshd log shows (one authenticated session each).
+pub fn count_ssh_sessions(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("Accepted publickey"))
+        .count()
 }
 
 /// Basic-auth credentials for [`http`].

@@ -1,5 +1,5 @@
 //! One setup per transport the helper serves: file://, git daemon, smart HTTP (plain and behind basic auth
-//! with a credential helper), ssh through a fake `GIT_SSH_COMMAND`. Tests get a bare "server" repository and
+//! with a credential helper), ssh through a fake `GIT_SSH_COMMAND`, and ssh to a real `sshd`. Tests get a bare "server" repository and
 //! its URL, and can look at the server's log.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,10 @@ pub enum Kind {
     Daemon,
     Http,
     HttpAuth,
+    /// ssh through a fake `GIT_SSH_COMMAND` that runs the command locally.
     Ssh,
+    /// ssh to a real OpenSSH server on loopback.
+    Sshd,
 }
 
 /// A test environment with one served bare repository.
@@ -42,6 +45,7 @@ impl Served {
                 None
             }
             Kind::Daemon => Some(servers::git_daemon(&env, &root)),
+            Kind::Sshd => Some(servers::sshd(&env)),
             Kind::Http => Some(servers::http(&env, &root, None)),
             Kind::HttpAuth => {
                 let auth = Auth {
@@ -98,6 +102,11 @@ impl Served {
         match self.kind {
             Kind::File => format!("file://{}", self.path(name).display()),
             Kind::Ssh => format!("ssh://fakehost{}", self.path(name).display()),
+            Kind::Sshd => format!(
+                "{}{}",
+                self.server.as_ref().expect("sshd").base,
+                self.path(name).display()
+            ),
             Kind::Daemon | Kind::Http | Kind::HttpAuth => {
                 self.server.as_ref().expect("server").url(name)
             }
@@ -113,11 +122,24 @@ impl Served {
         }
     }
 
-    /// Number of receive-pack connections (pushes) the server saw so far; `None` for file://.
+    /// Number of connections of any kind (listings, fetches, pushes) the server saw so far; `None` for file://
+    /// and HTTP (one connection per request there; count requests instead).
+    pub fn connections(&self) -> Option<usize> {
+        let log = self.log();
+        match self.kind {
+            Kind::File | Kind::Http | Kind::HttpAuth => None,
+            Kind::Daemon => Some(log.lines().filter(|l| l.contains("] Request ")).count()),
+            Kind::Ssh => Some(log.lines().count()),
+            Kind::Sshd => Some(servers::count_ssh_sessions(&log)),
+        }
+    }
+
+    /// Number of receive-pack connections (pushes) the server saw so far; `None` for file:// and sshd (whose
+    /// log does not name the command: use [`Served::connections`]).
     pub fn push_connections(&self) -> Option<usize> {
         let log = self.log();
         match self.kind {
-            Kind::File => None,
+            Kind::File | Kind::Sshd => None,
             Kind::Daemon => Some(
                 log.lines()
                     .filter(|l| l.contains("Request receive-pack"))
@@ -134,11 +156,12 @@ impl Served {
         }
     }
 
-    /// Number of upload-pack connections (fetches and listings) the server saw so far; `None` for file://.
+    /// Number of upload-pack connections (fetches and listings) the server saw so far; `None` for file:// and
+    /// sshd.
     pub fn fetch_connections(&self) -> Option<usize> {
         let log = self.log();
         match self.kind {
-            Kind::File => None,
+            Kind::File | Kind::Sshd => None,
             Kind::Daemon => Some(
                 log.lines()
                     .filter(|l| l.contains("Request upload-pack"))

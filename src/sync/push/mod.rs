@@ -13,16 +13,21 @@
 //! - `--atomic`: the user's refs are pushed atomically on their own, checkpoints in a second push.
 //! - When the server rejects every ref of the combined push (a pre-receive hook that refuses checkpoint refs),
 //!   the user's refs are pushed again alone, and the checkpoint rejection is reported in [`Outcome::notes`].
+//! - When the combined push fails without a server verdict for any user ref (the server dropped the
+//!   connection, as dulwich does to refuse a push; the transport failed mid-push), the user's refs are
+//!   likewise pushed again alone and the checkpoints stay queued.
 //! - `--dry-run` never dequeues.
 //!
 //! Failure modes: a push that could not run at all yields [`RefStatus::Rejected`] with
 //! [`status::Rejection::Failed`] for every user ref; checkpoints stay queued.
 
 pub mod child;
+pub mod connect;
 mod error;
 pub mod runs;
 pub mod stage;
 pub mod status;
+pub mod wire;
 
 use std::collections::BTreeMap;
 
@@ -113,6 +118,10 @@ pub trait PushTransport {
         specs: &[String],
         options: &PushOptions,
     ) -> Result<BTreeMap<String, RefStatus>, TransportFailure>;
+
+    /// The checkpoint refs the glob of the coming pushes can reach (told before the first push that carries
+    /// checkpoints); a transport may leave every other remote checkpoint ref out of what its push sees.
+    fn checkpoint_destinations(&mut self, _names: &[&str]) {}
 }
 
 /// The result of [`run`].
@@ -155,6 +164,8 @@ pub fn run(
         outcome.user = push_user(transport, user, &user_specs, options);
         return outcome;
     };
+    let names: Vec<&str> = batch.entries().iter().map(|e| e.name.as_str()).collect();
+    transport.checkpoint_destinations(&names);
     let pushing = std::time::Instant::now();
     let cp_statuses = push_both(transport, &batch, user, &user_specs, options, &mut outcome);
     tracing::debug!(target: "entire::push", ms = pushing.elapsed().as_millis() as u64, "pushed");
@@ -204,10 +215,28 @@ fn push_both(
     } else {
         let mut all = user_specs.to_vec();
         all.push(glob);
-        match transport.push(&all, options) {
-            Err(f) => {
-                outcome.user = fail_all(user, &f.message);
-                outcome.checkpoint_failure = Some(f.message);
+        // No verdict from the server (it dropped the connection, as dulwich does to refuse checkpoint refs):
+        // the user's refs go again alone, the checkpoints stay queued.
+        let verdict = match transport.push(&all, options) {
+            Err(f) => Err(f.message),
+            Ok(map) => {
+                let user_statuses = pick(user, &map);
+                let none = user_statuses
+                    .iter()
+                    .all(|(_, s)| matches!(s, RefStatus::Rejected(Rejection::Failed(_))));
+                match (none, user_statuses.first()) {
+                    (true, Some((_, s))) => Err(s.reason()),
+                    _ => Ok(map),
+                }
+            }
+        };
+        match verdict {
+            Err(why) => {
+                outcome.notes.push(format!(
+                    "entire: the push with checkpoint refs failed ({why}); pushing your refs without them"
+                ));
+                outcome.user = push_user(transport, user, user_specs, options);
+                outcome.checkpoint_failure = Some(why);
             }
             Ok(map) => {
                 outcome.user = pick(user, &map);

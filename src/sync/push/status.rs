@@ -112,8 +112,37 @@ impl RefStatus {
     }
 }
 
+/// Parse `git send-pack --helper-status` output: `ok <ref> [msg]` / `error <ref> [why]` lines, each `ok`
+/// possibly followed by report-status-v2 `option …` lines (`option forced-update` makes it [`RefStatus::Forced`]).
+/// Other lines are ignored.
+pub fn parse_helper_status(text: &str) -> std::collections::BTreeMap<String, RefStatus> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut last: Option<String> = None;
+    for line in text.lines() {
+        // One per advertised ref the push did not touch (100,000 on a big remote): skip without parsing.
+        if line.ends_with(" no match") && line.starts_with("error ") {
+            continue;
+        }
+        if line == "option forced-update" {
+            if let Some(s) = last.as_ref().and_then(|name| out.get_mut(name)) {
+                if *s == RefStatus::Ok {
+                    *s = RefStatus::Forced;
+                }
+            }
+            continue;
+        }
+        if let Some((name, status)) = RefStatus::parse_helper_line(line) {
+            last = Some(name.clone());
+            out.insert(name, status);
+        }
+    }
+    out
+}
+
 fn rejection_from_keyword(m: &str) -> Rejection {
     match m {
+        // send-pack's word for "the server hung up before it reported": no verdict on the ref.
+        "expecting report" => Rejection::Failed(m.to_string()),
         "non-fast forward" | "non-fast-forward" => Rejection::NonFastForward,
         "fetch first" => Rejection::FetchFirst,
         "stale info" => Rejection::StaleInfo,
@@ -288,6 +317,36 @@ mod tests {
         }
         assert_eq!(RefStatus::parse_helper_line("okay"), None);
         assert_eq!(RefStatus::parse_helper_line(""), None);
+    }
+
+    #[test]
+    fn helper_status_table() {
+        let text = "ok refs/heads/main\noption old-oid 1111111111111111111111111111111111111111\n\
+                    option forced-update\nok refs/heads/b up to date\nok refs/heads/c\n\
+                    error refs/heads/d non-fast forward\nerror refs/entire/x no match\n\
+                    error refs/heads/e \"hook\\nsaid no\"\nerror refs/heads/f expecting report\n";
+        let got = parse_helper_status(text);
+        let want = [
+            ("refs/heads/main", RefStatus::Forced),
+            ("refs/heads/b", RefStatus::UpToDate),
+            ("refs/heads/c", RefStatus::Ok),
+            (
+                "refs/heads/d",
+                RefStatus::Rejected(Rejection::NonFastForward),
+            ),
+            (
+                "refs/heads/e",
+                RefStatus::Rejected(Rejection::Remote("hook\nsaid no".into())),
+            ),
+            (
+                "refs/heads/f",
+                RefStatus::Rejected(Rejection::Failed("expecting report".into())),
+            ),
+        ];
+        for (name, status) in want {
+            assert_eq!(got.get(name), Some(&status), "{name}");
+        }
+        assert!(parse_helper_status("").is_empty());
     }
 
     #[test]
