@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::{open_repo, CliError, Global};
-use entire::model::checkpoint::SessionInput;
+use entire::model::checkpoint::{SessionInput, TaskFile};
 use entire::model::id::CheckpointId;
 use entire::model::metadata::SessionMetadata;
+use entire::model::validate;
 use entire::store;
 
 #[derive(Debug, clap::Args)]
@@ -16,7 +17,8 @@ pub struct Args {
     #[arg(long)]
     id: Option<String>,
     /// JSON manifest naming the sessions: {"id"?: "…", "sessions": ["<dir>" | {"metadata": "<file>",
-    /// "transcript": "<file>", "prompt"?: "<file>", "context"?: "<file>", "compact_transcript"?: "<file>"}]}.
+    /// "transcript": "<file>", "prompt"?: "<file>", "context"?: "<file>", "compact_transcript"?: "<file>",
+    /// "tasks"?: [{"tool_use_id", "agent_id", "task": "<task.json file>", "transcript": "<agent transcript>"}]}]}.
     /// Relative paths are resolved against the manifest's directory.
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -129,7 +131,7 @@ fn read_manifest(path: &Path) -> Result<(Option<CheckpointId>, Vec<SessionInput>
                     prompt: file("prompt", false)?,
                     context: file("context", false)?,
                     compact: file("compact_transcript", false)?,
-                    tasks: Vec::new(),
+                    tasks: manifest_tasks(m, base, i, &bad)?,
                 }
             }
             _ => {
@@ -141,4 +143,50 @@ fn read_manifest(path: &Path) -> Result<(Option<CheckpointId>, Vec<SessionInput>
         sessions.push(session);
     }
     Ok((id, sessions))
+}
+
+/// The `tasks` of manifest session `i`: `[{"tool_use_id", "agent_id", "task": "<task.json file>",
+/// "transcript": "<agent transcript file>"}]`, stored as `<tool-use-id>/task.json` and
+/// `<tool-use-id>/agent-<agent-id>.jsonl`. IDs follow upstream's rules.
+fn manifest_tasks(
+    m: &serde_json::Map<String, Value>,
+    base: &Path,
+    i: usize,
+    bad: &dyn Fn(String) -> CliError,
+) -> Result<Vec<TaskFile>, CliError> {
+    let Some(items) = m.get("tasks") else {
+        return Ok(Vec::new());
+    };
+    let Some(items) = items.as_array() else {
+        return Err(bad(format!("sessions[{i}].tasks must be an array")));
+    };
+    let mut out = Vec::new();
+    for (j, t) in items.iter().enumerate() {
+        let at = format!("sessions[{i}].tasks[{j}]");
+        let field = |key: &str| -> Result<&str, CliError> {
+            t.get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("{at} lacks \"{key}\"")))
+        };
+        let tool_use =
+            validate::tool_use_id(field("tool_use_id")?).map_err(|e| bad(format!("{at}: {e}")))?;
+        let read = |key: &str| -> Result<Vec<u8>, CliError> {
+            let p = base.join(field(key)?);
+            std::fs::read(&p).map_err(|e| bad(format!("{at}.{key}: {}: {e}", p.display())))
+        };
+        out.push(TaskFile::new(
+            &format!("{tool_use}/task.json"),
+            read("task")?,
+        )?);
+        if t.get("transcript").is_some() {
+            let agent =
+                validate::agent_id(field("agent_id")?).map_err(|e| bad(format!("{at}: {e}")))?;
+            out.push(TaskFile::new(
+                &format!("{tool_use}/agent-{agent}.jsonl"),
+                read("transcript")?,
+            )?);
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }

@@ -236,6 +236,7 @@ pub fn build(
             });
         }
     }
+    tasks::merge_root(repo, &mut entries, &batch)?;
     let root = summarize_slots(old_root, id, &slots, layout);
     entries.push(TreeEntry {
         name: "metadata.json".into(),
@@ -425,13 +426,6 @@ fn write_session(
         for (i, c) in chunks.iter().enumerate() {
             blob(&transcript::chunk_name(i), c)?;
         }
-    }
-    if let Some(tasks) = write_tasks(repo, &s.tasks)? {
-        entries.push(TreeEntry {
-            name: "tasks".into(),
-            id: tasks,
-            is_tree: true,
-        });
     }
     Ok((repo.write_tree(&entries)?, meta))
 }

@@ -26,6 +26,7 @@ mod storage_migrate;
 mod store;
 mod store_concurrency;
 mod store_sample;
+mod tasks;
 mod transports;
 mod v2_compact;
 mod v2_rotation;

@@ -1,14 +1,21 @@
 //! Subagent task files of a session (`tasks/<tool-use-id>/…`): validated relative paths, read from a session
-//! directory, written as one tree.
+//! directory or a manifest, written as one tree.
+//!
+//! Placement: the v1 layouts (ref store, legacy branch) keep one `tasks/` tree at the checkpoint root, merged by
+//! tool-use ID on every write ([`merge_root`]: a task written again replaces that task's subtree, other tasks
+//! stay), as upstream's current layout does; v2 keeps them under the owning session on `/full`.
+//! The first path segment is the tool-use ID and must pass upstream's rule ([`validate::tool_use_id`]); one
+//! tool-use ID in two sessions of one write is refused, as upstream does.
 //!
 //! Invariant: a task path is relative, with no empty, `.`, `..` or `.git` segment, no control character and no
 //! backslash, so it can never escape the `tasks/` directory it is placed under.
 
 use std::path::Path;
 
-use crate::git::repo::{ObjectId, Repo};
+use crate::git::repo::{ObjectId, Repo, TreeEntry};
+use crate::model::validate;
 
-use super::CheckpointError;
+use super::{CheckpointError, SessionInput};
 
 /// One file of a session's task tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +100,62 @@ pub(super) fn read_tasks(dir: &Path) -> Result<Vec<TaskFile>, CheckpointError> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Merge the task files of `batch` into the checkpoint root's `tasks/` entry of `entries` (v1 layouts).
+pub(super) fn merge_root(
+    repo: &Repo,
+    entries: &mut Vec<TreeEntry>,
+    batch: &[&SessionInput],
+) -> Result<(), CheckpointError> {
+    let mut owner: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for s in batch {
+        for t in &s.tasks {
+            let tool_use = t.path.split('/').next().unwrap_or("");
+            if validate::tool_use_id(tool_use).is_err() {
+                return Err(CheckpointError::BadTaskPath {
+                    path: t.path.clone(),
+                    problem: "the first segment must be a valid tool-use ID",
+                });
+            }
+            let sid = s.metadata.session_id();
+            if owner
+                .insert(tool_use, sid)
+                .is_some_and(|other| other != sid)
+            {
+                return Err(CheckpointError::BadTaskPath {
+                    path: t.path.clone(),
+                    problem: "this tool-use ID appears in two sessions of one write",
+                });
+            }
+        }
+    }
+    if owner.is_empty() {
+        return Ok(());
+    }
+    let base = entries
+        .iter()
+        .find(|e| e.is_tree && e.name == "tasks")
+        .map(|e| e.id);
+    let tree = repo.edit_tree(base, |ed| {
+        for tool_use in owner.keys() {
+            if base.is_some() {
+                ed.remove(tool_use)?;
+            }
+        }
+        for t in batch.iter().flat_map(|s| s.tasks.iter()) {
+            let blob = repo.write_blob(&t.data)?;
+            ed.put_blob(&t.path, blob)?;
+        }
+        Ok(())
+    })?;
+    entries.retain(|e| e.name != "tasks");
+    entries.push(TreeEntry {
+        name: "tasks".into(),
+        id: tree,
+        is_tree: true,
+    });
+    Ok(())
 }
 
 #[cfg(test)]
