@@ -12,12 +12,13 @@ fn settings(repo: &Path, body: &str) {
     std::fs::write(repo.join(".entire/settings.json"), body).expect("settings");
 }
 
+/// One task: (tool_use_id, agent_id, task.json body).
+type Task<'a> = (&'a str, &'a str, &'a str);
+/// One session of a manifest: (session_id, its tasks).
+type Session<'a> = (&'a str, &'a [Task<'a>]);
+
 /// A manifest with sessions `(session_id, [(tool_use_id, agent_id, task_json)])`; returns its path.
-fn manifest(
-    env: &TestEnv,
-    name: &str,
-    sessions: &[(&str, &[(&str, &str, &str)])],
-) -> std::path::PathBuf {
+fn manifest(env: &TestEnv, name: &str, sessions: &[Session]) -> std::path::PathBuf {
     let dir = env.path().join(name);
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut items = Vec::new();
@@ -168,7 +169,7 @@ fn hostile_task_ids_and_duplicates_are_refused_before_anything_is_written() {
         r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#,
     );
     let before = env.git(&repo, &["for-each-ref"]);
-    let cases: [(&str, &[(&str, &[(&str, &str, &str)])], &str); 3] = [
+    let cases: [(&str, &[Session], &str); 3] = [
         ("bad-tool", &[("s1", &[("../x", "a", "{}")])], "tool use ID"),
         (
             "bad-agent",
