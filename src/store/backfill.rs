@@ -15,8 +15,12 @@ use crate::model::metadata::SessionMetadata;
 
 use super::{read_path, Located, StoreError};
 
-/// The sessions of the checkpoint at `found` (a v1 layout: refs or branch), in slot order.
-pub fn sessions(repo: &Repo, found: &Located) -> Result<Vec<SessionInput>, StoreError> {
+/// The sessions of the checkpoint at `found` (a v1 layout: refs or branch), in slot order, and the task files of
+/// its root-level `tasks/` tree (which the caller gives to the latest session it keeps).
+pub fn sessions(
+    repo: &Repo,
+    found: &Located,
+) -> Result<(Vec<SessionInput>, Vec<TaskFile>), StoreError> {
     let entries = repo.tree_entries(found.tree)?;
     let mut slots: Vec<(usize, ObjectId)> = entries
         .iter()
@@ -45,14 +49,11 @@ pub fn sessions(repo: &Repo, found: &Located) -> Result<Vec<SessionInput>, Store
             tasks,
         });
     }
+    let mut root = Vec::new();
     if let Some(root_tasks) = entries.iter().find(|e| e.is_tree && e.name == "tasks") {
-        if let Some(last) = out.last_mut() {
-            collect_tasks(repo, root_tasks.id, "", &mut last.tasks)?;
-            last.tasks.sort_by(|a, b| a.path.cmp(&b.path));
-            last.tasks.dedup_by(|a, b| a.path == b.path);
-        }
+        collect_tasks(repo, root_tasks.id, "", &mut root)?;
     }
-    Ok(out)
+    Ok((out, root))
 }
 
 /// Every blob below `tree`, as task files with paths relative to the `tasks/` directory.

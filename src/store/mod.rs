@@ -274,15 +274,23 @@ fn write_v2(
     let Some(found) = existing else {
         return v2::write(repo, id, sessions, who);
     };
-    let mut all: Vec<SessionInput> = backfill::sessions(repo, &found)?
+    let (old, root_tasks) = backfill::sessions(repo, &found)?;
+    let is_new = |sid: &str| sessions.iter().any(|n| n.metadata.session_id() == sid);
+    let mut all: Vec<SessionInput> = old
         .into_iter()
-        .filter(|old| {
-            !sessions
-                .iter()
-                .any(|new| new.metadata.session_id() == old.metadata.session_id())
-        })
+        .filter(|o| !is_new(o.metadata.session_id()))
         .collect();
     all.extend(sessions.iter().cloned());
+    // Root-level task records go under the latest session, as upstream's backfill places them; a task the new
+    // sessions carry themselves wins.
+    if let Some(last) = all.last_mut() {
+        for t in root_tasks {
+            if !last.tasks.iter().any(|mine| mine.path == t.path) {
+                last.tasks.push(t);
+            }
+        }
+        last.tasks.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     v2::write(repo, id, &all, who)
 }
 

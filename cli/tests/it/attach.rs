@@ -220,7 +220,7 @@ fn a_legacy_only_checkpoint_is_carried_whole_into_refs_and_v2() {
     let files = env.git(&repo, &["ls-tree", "-r", "--name-only", &refname]);
     for f in [
         "0/full.jsonl",
-        "0/tasks/toolu_01abc/task.json",
+        "tasks/toolu_01abc/task.json",
         "1/full.jsonl",
         "2/full.jsonl",
         "metadata.json",
@@ -269,7 +269,7 @@ fn a_legacy_only_checkpoint_is_carried_whole_into_refs_and_v2() {
         );
     }
     assert!(
-        full.contains(&format!("{dir}/0/tasks/toolu_01abc/task.json")),
+        full.contains(&format!("{dir}/2/tasks/toolu_01abc/task.json")),
         "task tree on /full:\n{full}"
     );
     let legacy = env.git(
