@@ -158,6 +158,6 @@ pub enum MigrateError {
     Commit(#[from] commit::CommitError),
     #[error(transparent)]
     Deleted(#[from] deleted::DeletedError),
-    #[error("{0}")]
-    Unsupported(&'static str),
+    #[error(transparent)]
+    Store(Box<crate::store::StoreError>),
 }

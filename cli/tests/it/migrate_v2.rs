@@ -2,7 +2,7 @@
 //! (raw transcript blobs reused byte for byte), archives of exactly the generation size, and the rerun
 //! semantics of seed 000: a rerun skips everything and writes nothing, an interrupted run (a `/main` that
 //! landed without its `/full`) is resumed to the uninterrupted result, new legacy checkpoints are the only
-//! ones migrated, `--force` is refused for now.
+//! ones migrated, `--force` prunes every generation and migrates fresh without duplicating a checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -188,7 +188,7 @@ fn archives_hold_exactly_one_generation_and_reruns_never_duplicate_them() {
 }
 
 #[test]
-fn new_legacy_checkpoints_are_the_only_ones_migrated_and_force_is_refused() {
+fn new_legacy_checkpoints_are_the_only_ones_migrated_and_dry_runs_write_nothing() {
     let env = TestEnv::new();
     let dir = sample_repo(&env, "r");
     let tip = env.git(&dir, &["rev-parse", LEGACY]);
@@ -211,7 +211,55 @@ fn new_legacy_checkpoints_are_the_only_ones_migrated_and_force_is_refused() {
     let refs = v2_refs(&env, &dir);
     let dry = migrate(&env, &dir, &["--to", "v2", "--dry-run"]).ok();
     assert!(dry.stdout.contains("skipped 40"), "{}", dry.stdout);
-    let forced = migrate(&env, &dir, &["--to", "v2", "--force"]).code(1);
-    assert!(forced.stderr.contains("--force"), "{}", forced.stderr);
-    assert_eq!(v2_refs(&env, &dir), refs);
+    assert_eq!(v2_refs(&env, &dir), refs, "a dry run wrote refs");
+}
+
+/// Every checkpoint path under the `/full` refs, with the refs holding it.
+fn full_membership(env: &TestEnv, dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in v2_refs(env, dir).keys().filter(|r| r.contains("/full/")) {
+        for line in env
+            .git(dir, &["ls-tree", "-d", "-r", "--name-only", r])
+            .lines()
+        {
+            if line.matches('/').count() == 1 {
+                out.entry(line.to_string()).or_default().push(r.clone());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn force_prunes_every_generation_then_migrates_fresh() {
+    let env = TestEnv::new();
+    env.set_env("ENTIRE_TEST_V2_GENERATION_MAX", "10");
+    let dir = sample_repo(&env, "r");
+    migrate(&env, &dir, &["--to", "v2"]).ok();
+    let before = v2_refs(&env, &dir);
+    let forced = migrate(&env, &dir, &["--to", "v2", "--force"]).ok();
+    assert_eq!(forced.trimmed(), "migrated 40, skipped 0, failed 0");
+    let after = v2_refs(&env, &dir);
+    assert_ne!(after[&format!("{V2}main")], before[&format!("{V2}main")]);
+    let main_log = env.git(&dir, &["log", "--format=%s", &format!("{V2}main")]);
+    assert!(
+        main_log.contains("Reset checkpoints before force migration"),
+        "{main_log}"
+    );
+    let members = full_membership(&env, &dir);
+    assert_eq!(members.len(), 40, "{members:?}");
+    assert!(
+        members.values().all(|refs| refs.len() == 1),
+        "duplicated: {members:?}"
+    );
+    assert_eq!(v2_raw(&env, &dir), legacy_raw(&env, &dir));
+    let main = blobs(&env, &dir, &format!("{V2}main"));
+    for (cp, _) in legacy_checkpoints(&env, &dir) {
+        assert!(
+            main.contains_key(&format!("{cp}/metadata.json")),
+            "{cp} not on /main"
+        );
+    }
+    let again = migrate(&env, &dir, &["--to", "v2"]).ok();
+    assert_eq!(again.trimmed(), "migrated 0, skipped 40, failed 0");
 }

@@ -22,13 +22,15 @@
 //!
 //! Not yet (honest limits): `/main` is written one commit per checkpoint (not per batch), archives are made
 //! by rotating `/full/current` (not written directly), raw transcripts are reassembled and re-chunked by the
-//! store (not reused by blob ID), commits are not signed, and `--force` is refused.
+//! store (not reused by blob ID), and commits are not signed. `--force` prunes first ([`prune`]), then
+//! migrates fresh.
 
 pub mod decide;
 pub mod index;
 pub mod legacy;
+pub mod prune;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::git::repo::{Identity, Repo};
 use crate::model::checkpoint::SessionInput;
@@ -49,11 +51,6 @@ pub fn run(
     opts: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Report, MigrateError> {
-    if opts.force {
-        return Err(MigrateError::Unsupported(
-            "--force with --to v2 is not implemented yet",
-        ));
-    }
     let common = repo.common_dir();
     let _lock = match opts.dry_run {
         true => None,
@@ -73,7 +70,25 @@ pub fn run(
     let (listing, failures) = source::scan(&odb, root)?;
     let deleted = deleted::load(&common)?;
     progress.phase("indexing v2", None);
-    let presence = Presence::build(repo)?;
+    let mut presence = Presence::build(repo)?;
+    let people = People::of(repo, opts.author.clone());
+    if opts.force && !opts.dry_run {
+        let on_full: HashSet<&CheckpointId> = presence.full.iter().map(|(id, _)| id).collect();
+        let doomed: HashSet<CheckpointId> = listing
+            .iter()
+            .filter(|cp| !deleted.contains(cp.id.as_str()))
+            .filter(|cp| presence.main.contains_key(&cp.id) || on_full.contains(&cp.id))
+            .map(|cp| cp.id.clone())
+            .collect();
+        if !doomed.is_empty() {
+            let tip_time = (repo.gix().find_commit(src.tip).ok())
+                .and_then(|c| c.time().ok())
+                .unwrap_or_default();
+            let who = identity(&people, tip_time);
+            prune::prune(repo, &doomed, &who)?;
+            presence = Presence::build(repo)?;
+        }
+    }
     let mut work = Vec::new();
     for cp in &listing {
         if deleted.contains(cp.id.as_str()) {
@@ -109,22 +124,24 @@ pub fn run(
     let when = dates::last_changed(repo.gix(), src.tip, &wanted, &mut |_| {})?;
     let at = |cp: &LegacyCheckpoint| when.get(&path_of(&cp.id)).map(|w| w.author);
     work.sort_by_key(|(cp, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
-    let people = People::of(repo, opts.author.clone());
     progress.phase("migrating checkpoints", Some(work.len()));
     for (i, (cp, decision)) in work.into_iter().enumerate() {
-        let time = at(cp).unwrap_or_default();
-        let who = Identity {
-            name: people.author.0.clone(),
-            email: people.author.1.clone(),
-            seconds: time.seconds,
-            offset: time.offset,
-        };
+        let who = identity(&people, at(cp).unwrap_or_default());
         let o = migrate_one(repo, &presence, cp, &decision, &who, opts.dry_run);
         report.outcomes.push(o);
         progress.advance(i + 1);
     }
     report.outcomes.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(report)
+}
+
+fn identity(people: &People, time: gix::date::Time) -> Identity {
+    Identity {
+        name: people.author.0.clone(),
+        email: people.author.1.clone(),
+        seconds: time.seconds,
+        offset: time.offset,
+    }
 }
 
 fn path_of(id: &CheckpointId) -> String {
