@@ -2,7 +2,7 @@
 //! (raw transcript blobs reused byte for byte), archives of exactly the generation size, and the rerun
 //! semantics of seed 000: a rerun skips everything and writes nothing, an interrupted run (a `/main` that
 //! landed without its `/full`) is resumed to the uninterrupted result, new legacy checkpoints are the only
-//! ones migrated, `--force` prunes every generation and migrates fresh without duplicating a checkpoint.
+//! ones migrated, kill -9 at several points then a rerun converges to the same refs, `--force` prunes every generation and migrates fresh without duplicating a checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -262,4 +262,40 @@ fn force_prunes_every_generation_then_migrates_fresh() {
     }
     let again = migrate(&env, &dir, &["--to", "v2"]).ok();
     assert_eq!(again.trimmed(), "migrated 0, skipped 40, failed 0");
+}
+
+#[test]
+fn kill_at_several_points_then_rerun_converges_to_the_uninterrupted_result() {
+    let env = TestEnv::new();
+    env.set_env("ENTIRE_TEST_V2_GENERATION_MAX", "10");
+    let reference = sample_repo(&env, "reference");
+    let start = std::time::Instant::now();
+    migrate(&env, &reference, &["--to", "v2"]).ok();
+    let full = start.elapsed();
+    let want = v2_refs(&env, &reference);
+    let mut interrupted = 0;
+    for step in 1..5u32 {
+        let dir = sample_repo(&env, &format!("killed-{step}"));
+        let delay = full * step / 5;
+        // The binary itself, not `git entire-migrate`: killing git would leave its child running.
+        let mut child = env
+            .cmd("git-entire-migrate", &dir)
+            .args(["--to", "v2"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("migration starts");
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        interrupted += usize::from(v2_refs(&env, &dir) != want);
+        migrate(&env, &dir, &["--to", "v2"]).ok();
+        assert_eq!(v2_refs(&env, &dir), want, "step {step} ({delay:?})");
+        let members = full_membership(&env, &dir);
+        assert!(
+            members.values().all(|r| r.len() == 1),
+            "step {step}: {members:?}"
+        );
+        env.git(&dir, &["fsck", "--no-dangling", "--strict"]);
+    }
+    assert!(interrupted > 0, "no kill landed before the run finished");
 }
