@@ -2,7 +2,8 @@
 //! (raw transcript blobs reused byte for byte), archives of exactly the generation size, and the rerun
 //! semantics of seed 000: a rerun skips everything and writes nothing, an interrupted run (a `/main` that
 //! landed without its `/full`) is resumed to the uninterrupted result, new legacy checkpoints are the only
-//! ones migrated, kill -9 at several points then a rerun converges to the same refs, `--force` prunes every generation and migrates fresh without duplicating a checkpoint.
+//! ones migrated, kill -9 at several points then a rerun converges to the same refs, `--force` prunes every
+//! generation and migrates fresh without duplicating a checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
