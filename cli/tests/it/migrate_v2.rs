@@ -110,6 +110,18 @@ fn sample_to_v2_reuses_raw_transcripts_and_reruns_write_nothing() {
             main.contains_key(&format!("{cp}/0/metadata.json")),
             "{cp} slot 0"
         );
+        // Root sessions[] paths resolve (the legacy 76/74489fb0a9 has doubled-prefix paths).
+        let root = env.git(&dir, &["show", &format!("{V2}main:{cp}/metadata.json")]);
+        let root: serde_json::Value = serde_json::from_str(&root).expect("root metadata");
+        for s in root["sessions"].as_array().expect("sessions") {
+            for key in ["metadata", "transcript", "content_hash", "prompt"] {
+                let p = s[key].as_str().unwrap_or("").trim_start_matches('/');
+                assert!(
+                    p.is_empty() || main.contains_key(p),
+                    "{cp}: {key} {p:?} does not resolve"
+                );
+            }
+        }
     }
     assert_eq!(v2_raw(&env, &dir), legacy_raw(&env, &dir));
     let queue = std::fs::read_to_string(dir.join(".git/entire-checkpoint-push-queue.jsonl"))
