@@ -56,6 +56,17 @@ pub struct Args {
     /// Do not sign, whatever commit.gpgSign says.
     #[arg(long)]
     no_sign: bool,
+    /// Target layout: per-checkpoint refs (`refs`, the default) or the v2 layout (`v2`:
+    /// refs/entire/checkpoints/v2/main and /full/*; reruns skip what is complete and resume what is not).
+    #[arg(long, value_enum, default_value_t = Target::Refs, value_name = "LAYOUT")]
+    to: Target,
+}
+
+/// Where `--to` migrates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    Refs,
+    V2,
 }
 
 /// Parse `Name <email>`.
@@ -83,7 +94,10 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         },
     };
     let mut bar = TermProgress::new(!g.quiet && std::io::stderr().is_terminal());
-    let report = migrate::run(&repo, &opts, &mut bar);
+    let report = match a.to {
+        Target::Refs => migrate::run(&repo, &opts, &mut bar),
+        Target::V2 => migrate::v2::run(&repo, &opts, &mut bar),
+    };
     bar.clear();
     let report = report.map_err(cli_error)?;
     for o in report

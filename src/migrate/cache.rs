@@ -34,7 +34,7 @@ pub const CACHE_FILE: &str = "entire-migrate.cache";
 /// Temporary name while writing (one migration at a time holds the lock, so a fixed name is safe).
 const CACHE_TMP: &str = "entire-migrate.cache.tmp";
 /// Bump whenever the normalisation rules or the layout change: cached facts would no longer hold.
-const FORMAT: &str = "entire-migrate-cache 2";
+const FORMAT: &str = "entire-migrate-cache 3";
 
 /// Legacy subtree → ref commit known to contain its normalised tree.
 pub type Pairs = gix::hashtable::HashMap<ObjectId, ObjectId>;

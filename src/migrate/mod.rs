@@ -45,6 +45,7 @@ pub mod plan;
 pub mod refs;
 pub mod sign;
 pub mod source;
+pub mod v2;
 
 mod run;
 
@@ -157,4 +158,6 @@ pub enum MigrateError {
     Commit(#[from] commit::CommitError),
     #[error(transparent)]
     Deleted(#[from] deleted::DeletedError),
+    #[error(transparent)]
+    Store(Box<crate::store::StoreError>),
 }

@@ -2,7 +2,8 @@
 //!
 //! The rules (upstream `MigrateBranchToRefs`, plus the version stamps of SPEC §3.2):
 //! - `sessions[*]` string values that start with `/<id[:2]>/<id[2:]>/` lose that prefix, so
-//!   `/92/a0e41fd911/0/full.jsonl` becomes `/0/full.jsonl` (paths relative to the checkpoint root). Other values
+//!   `/92/a0e41fd911/0/full.jsonl` becomes `/0/full.jsonl` (paths relative to the checkpoint root); a doubled
+//!   prefix (real legacy data: `/92/a0e41fd911/92/a0e41fd911/0/…`) loses every repetition. Other values
 //!   (empty strings, already relative paths, paths of other checkpoints) are left alone.
 //! - `checkpoint_version` (the short-lived 06-22..07-03 stamp) is deleted; `checkpoints_version` is set to
 //!   [`CHECKPOINTS_VERSION`].
@@ -63,10 +64,12 @@ pub fn normalize_root(bytes: &[u8], id: &CheckpointId) -> Result<Vec<u8>, Normal
         for session in sessions.iter_mut().filter_map(Value::as_object_mut) {
             for value in session.values_mut() {
                 if let Value::String(s) = value {
-                    if let Some(rest) = s.strip_prefix(&prefix[..prefix.len() - 1]) {
-                        if rest.starts_with('/') {
-                            *s = rest.to_string();
+                    // Repeated: real legacy data has doubled prefixes (`/93/416fad752b/93/416fad752b/0/…`).
+                    while let Some(rest) = s.strip_prefix(&prefix[..prefix.len() - 1]) {
+                        if !rest.starts_with('/') {
+                            break;
                         }
+                        *s = rest.to_string();
                     }
                 }
             }
@@ -114,6 +117,12 @@ mod tests {
             (
                 r#"{"checkpoint_id":"92a0e41fd911","sessions":[{"metadata":"/92/a0e41fd911/0/metadata.json","context":""}]}"#,
                 "{\n  \"checkpoint_id\": \"92a0e41fd911\",\n  \"checkpoints_version\": \"refs-1\",\n  \"cli_version\": \"entire-rs-migrate\",\n  \"sessions\": [\n    {\n      \"context\": \"\",\n      \"metadata\": \"/0/metadata.json\"\n    }\n  ]\n}\n",
+            ),
+            // Real legacy data has doubled prefixes (5 of 590 checkpoints in one public repository): every
+            // leading repetition goes, so the path resolves to the slot's real file.
+            (
+                r#"{"checkpoint_id":"92a0e41fd911","sessions":[{"transcript":"/92/a0e41fd911/92/a0e41fd911/0/full.jsonl"}]}"#,
+                "{\n  \"checkpoint_id\": \"92a0e41fd911\",\n  \"checkpoints_version\": \"refs-1\",\n  \"cli_version\": \"entire-rs-migrate\",\n  \"sessions\": [\n    {\n      \"transcript\": \"/0/full.jsonl\"\n    }\n  ]\n}\n",
             ),
             // An existing cli_version is kept; checkpoint_version is dropped; unknown nested fields survive sorted.
             (

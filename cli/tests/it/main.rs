@@ -14,6 +14,7 @@ mod messages;
 mod migrate;
 mod migrate_history;
 mod migrate_options;
+mod migrate_v2;
 mod parity;
 mod push_runs;
 mod queue;

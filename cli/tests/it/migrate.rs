@@ -115,7 +115,8 @@ pub fn expected_root(legacy: &[u8], id: &str) -> Value {
     if let Some(Value::Array(sessions)) = m.get_mut("sessions") {
         for s in sessions.iter_mut().filter_map(Value::as_object_mut) {
             for val in s.values_mut() {
-                if let Some(rest) = val.as_str().and_then(|x| x.strip_prefix(&prefix)) {
+                // Every leading repetition goes: real legacy data has doubled prefixes.
+                while let Some(rest) = val.as_str().and_then(|x| x.strip_prefix(&prefix)) {
                     *val = Value::String(format!("/{rest}"));
                 }
             }
@@ -264,6 +265,14 @@ fn sample_migrates_with_legacy_trees_dates_and_queue() {
         let new_value: Value =
             serde_json::from_slice(&new.stdout_bytes).expect("migrated metadata is JSON");
         assert_eq!(new_value, expected_root(&old.stdout_bytes, &id), "{path}");
+        // Every session's metadata path resolves in the migrated tree (76/74489fb0a9 has doubled prefixes;
+        // other paths may name files legacy writers never stored, such as a missing context.md).
+        for s in new_value["sessions"].as_array().into_iter().flatten() {
+            let p = s["metadata"].as_str().unwrap_or("").trim_start_matches('/');
+            let tree_path = format!("{tree}:{p}");
+            let found = env.run(&dir, "git", ["cat-file", "-e", &tree_path]).status == 0;
+            assert!(found, "{path}: session path {p:?} does not resolve");
+        }
         assert_keys_sorted(&new_value);
         assert_eq!(
             new.stdout,
