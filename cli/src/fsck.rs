@@ -9,6 +9,7 @@ use super::{open_repo, CliError, Exit, Global};
 use entire::git::repo::{ObjectId, Repo};
 use entire::model::id::CheckpointId;
 use entire::model::metadata::{self, RootMetadata};
+use entire::model::validate;
 use entire::model::{refname, transcript};
 use entire::store;
 
@@ -148,11 +149,51 @@ fn check_tree(repo: &Repo, id: &CheckpointId, tree: ObjectId) -> Vec<String> {
         return out;
     };
     out.extend(check_entries(repo, tree));
+    if let Some(tasks) = entries.iter().find(|e| e.name == "tasks") {
+        out.extend(check_tasks(repo, tasks.id, tasks.is_tree));
+    }
     for slot in entries
         .iter()
         .filter(|e| e.is_tree && e.name.parse::<u32>().is_ok())
     {
         out.extend(check_slot(repo, id, tree, &slot.name));
+    }
+    out
+}
+
+/// The root `tasks/` tree: one directory per valid tool-use ID; agent transcripts named `agent-<agent-id>.jsonl`
+/// with a valid agent ID.
+fn check_tasks(repo: &Repo, tree: ObjectId, is_tree: bool) -> Vec<String> {
+    if !is_tree {
+        return vec!["tasks is a file, expected a directory of task records".into()];
+    }
+    let Ok(entries) = repo.tree_entries(tree) else {
+        return vec!["tasks/ is unreadable".into()];
+    };
+    let mut out = Vec::new();
+    for task in entries {
+        if let Err(e) = validate::tool_use_id(&task.name) {
+            out.push(format!("tasks/{}: {e}", task.name));
+            continue;
+        }
+        if !task.is_tree {
+            out.push(format!(
+                "tasks/{} is a file, expected a task directory",
+                task.name
+            ));
+            continue;
+        }
+        for f in repo.tree_entries(task.id).unwrap_or_default() {
+            let agent = f
+                .name
+                .strip_prefix("agent-")
+                .and_then(|n| n.strip_suffix(".jsonl"));
+            if let Some(agent) = agent {
+                if let Err(e) = validate::agent_id(agent) {
+                    out.push(format!("tasks/{}/{}: {e}", task.name, f.name));
+                }
+            }
+        }
     }
     out
 }

@@ -76,6 +76,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
             "commit": found.commit.to_string(),
             "path": path,
             "content": content,
+            "tasks": task_ids(&repo, found.tree),
         });
         writeln!(
             out,
@@ -94,4 +95,33 @@ fn ignore_broken_pipe(e: std::io::Error) -> Result<(), CliError> {
     } else {
         Err(CliError::new(super::Exit::Internal, e))
     }
+}
+
+/// Tool-use IDs of the checkpoint's task records: the root `tasks/` tree (refs, legacy branch) and, where a
+/// layout keeps them per session, each slot's `tasks/`.
+fn task_ids(repo: &entire::git::repo::Repo, tree: entire::git::repo::ObjectId) -> Vec<String> {
+    let mut ids = Vec::new();
+    let entries = repo.tree_entries(tree).unwrap_or_default();
+    let mut dirs: Vec<_> = entries
+        .iter()
+        .filter(|e| e.is_tree && e.name == "tasks")
+        .map(|e| e.id)
+        .collect();
+    for slot in entries
+        .iter()
+        .filter(|e| e.is_tree && e.name.parse::<usize>().is_ok())
+    {
+        if let Ok(Some(t)) = repo.lookup(slot.id, "tasks") {
+            dirs.push(t.id);
+        }
+    }
+    for d in dirs {
+        for t in repo.tree_entries(d).unwrap_or_default() {
+            if t.is_tree && !ids.contains(&t.name) {
+                ids.push(t.name);
+            }
+        }
+    }
+    ids.sort();
+    ids
 }

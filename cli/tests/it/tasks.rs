@@ -108,6 +108,14 @@ fn tasks_land_at_the_checkpoint_root_merged_by_tool_use_id() {
             "{\"n\":2}\n"
         );
         assert_eq!(env.entire(&repo, &["fsck"]).status, 0, "{mode}: fsck clean");
+        let doc: serde_json::Value =
+            serde_json::from_str(&env.entire(&repo, &["show", "--json", &id]).ok().stdout)
+                .expect("json");
+        assert_eq!(
+            doc["tasks"],
+            serde_json::json!(["toolu_01A", "toolu_02B"]),
+            "{mode}: --json lists the tasks"
+        );
     }
 }
 
@@ -259,5 +267,27 @@ fn a_task_written_by_another_writer_in_upstreams_layout_is_read_and_kept() {
             .ok()
             .stdout,
         "{}\n"
+    );
+    assert_eq!(env.entire(&repo, &["fsck"]).status, 0);
+    // A task directory whose name is not a tool-use ID is flagged by fsck.
+    let bad = env.git_stdin(&repo, &["mktree"], &format!("040000 tree {t}\tbad..id\n"));
+    let listing: Vec<String> = env
+        .git(&repo, &["ls-tree", &refname])
+        .lines()
+        .filter(|l| !l.ends_with("\ttasks"))
+        .map(str::to_string)
+        .collect();
+    let listing = format!("{}\n040000 tree {bad}\ttasks\n", listing.join("\n"));
+    let root = env.git_stdin(&repo, &["mktree"], &listing);
+    let old = env.git(&repo, &["rev-parse", &refname]);
+    let msg = format!("Checkpoint: {id}");
+    let c = env.git(&repo, &["commit-tree", &root, "-p", &old, "-m", &msg]);
+    env.git(&repo, &["update-ref", &refname, &c, &old]);
+    let run = env.entire(&repo, &["fsck"]).code(1);
+    assert!(
+        format!("{}{}", run.stdout, run.stderr).contains("bad..id"),
+        "{}{}",
+        run.stdout,
+        run.stderr
     );
 }
