@@ -225,17 +225,7 @@ pub fn build(
             files: session_files(session),
         };
     }
-    entries
-        .retain(|e| e.name != "metadata.json" && !(e.is_tree && e.name.parse::<usize>().is_ok()));
-    for (i, slot) in slots.iter().enumerate() {
-        if let Some(tree) = slot.tree {
-            entries.push(TreeEntry {
-                name: i.to_string(),
-                id: tree,
-                is_tree: true,
-            });
-        }
-    }
+    place_slots(&mut entries, &slots);
     tasks::merge_root(repo, &mut entries, &batch)?;
     let root = summarize_slots(old_root, id, &slots, layout);
     entries.push(TreeEntry {
@@ -285,6 +275,15 @@ pub fn merge_sessions(
     if !added {
         return Ok(None);
     }
+    place_slots(&mut entries, &slots);
+    Ok(Some(Merged {
+        entries,
+        root_metadata: summarize_slots(old_root, id, &slots, layout).to_bytes(),
+    }))
+}
+
+/// Replace the root `metadata.json` and every slot directory of `entries` with `slots` (in slot order).
+fn place_slots(entries: &mut Vec<TreeEntry>, slots: &[Slot]) {
     entries
         .retain(|e| e.name != "metadata.json" && !(e.is_tree && e.name.parse::<usize>().is_ok()));
     for (i, slot) in slots.iter().enumerate() {
@@ -296,10 +295,6 @@ pub fn merge_sessions(
             });
         }
     }
-    Ok(Some(Merged {
-        entries,
-        root_metadata: summarize_slots(old_root, id, &slots, layout).to_bytes(),
-    }))
 }
 
 /// What we know about one slot.

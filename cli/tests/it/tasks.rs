@@ -231,22 +231,7 @@ fn a_task_written_by_another_writer_in_upstreams_layout_is_read_and_kept() {
         &format!("100644 blob {agent}\tagent-x9.jsonl\n100644 blob {task}\ttask.json\n"),
     );
     let tasks = env.git_stdin(&repo, &["mktree"], &format!("040000 tree {t}\ttoolu_UP\n"));
-    let mut listing = env.git(&repo, &["ls-tree", &refname]);
-    listing.push_str(&format!("\n040000 tree {tasks}\ttasks\n"));
-    let root = env.git_stdin(&repo, &["mktree"], &listing);
-    let old = env.git(&repo, &["rev-parse", &refname]);
-    let c = env.git(
-        &repo,
-        &[
-            "commit-tree",
-            &root,
-            "-p",
-            &old,
-            "-m",
-            &format!("Checkpoint: {id}"),
-        ],
-    );
-    env.git(&repo, &["update-ref", &refname, &c, &old]);
+    replace_root_tasks(&env, &repo, &refname, &id, &tasks);
     assert_eq!(
         env.entire(&repo, &["show", &id, "tasks/toolu_UP/task.json"])
             .ok()
@@ -271,18 +256,7 @@ fn a_task_written_by_another_writer_in_upstreams_layout_is_read_and_kept() {
     assert_eq!(env.entire(&repo, &["fsck"]).status, 0);
     // A task directory whose name is not a tool-use ID is flagged by fsck.
     let bad = env.git_stdin(&repo, &["mktree"], &format!("040000 tree {t}\tbad..id\n"));
-    let listing: Vec<String> = env
-        .git(&repo, &["ls-tree", &refname])
-        .lines()
-        .filter(|l| !l.ends_with("\ttasks"))
-        .map(str::to_string)
-        .collect();
-    let listing = format!("{}\n040000 tree {bad}\ttasks\n", listing.join("\n"));
-    let root = env.git_stdin(&repo, &["mktree"], &listing);
-    let old = env.git(&repo, &["rev-parse", &refname]);
-    let msg = format!("Checkpoint: {id}");
-    let c = env.git(&repo, &["commit-tree", &root, "-p", &old, "-m", &msg]);
-    env.git(&repo, &["update-ref", &refname, &c, &old]);
+    replace_root_tasks(&env, &repo, &refname, &id, &bad);
     let run = env.entire(&repo, &["fsck"]).code(1);
     assert!(
         format!("{}{}", run.stdout, run.stderr).contains("bad..id"),
@@ -290,4 +264,21 @@ fn a_task_written_by_another_writer_in_upstreams_layout_is_read_and_kept() {
         run.stdout,
         run.stderr
     );
+}
+
+/// Commit a new tip of checkpoint ref `refname` whose root `tasks` entry is `tasks`, written with plumbing as
+/// another writer (upstream) would.
+fn replace_root_tasks(env: &TestEnv, repo: &Path, refname: &str, id: &str, tasks: &str) {
+    let listing: Vec<String> = env
+        .git(repo, &["ls-tree", refname])
+        .lines()
+        .filter(|l| !l.ends_with("\ttasks"))
+        .map(str::to_string)
+        .collect();
+    let listing = format!("{}\n040000 tree {tasks}\ttasks\n", listing.join("\n"));
+    let root = env.git_stdin(repo, &["mktree"], &listing);
+    let old = env.git(repo, &["rev-parse", refname]);
+    let msg = format!("Checkpoint: {id}");
+    let c = env.git(repo, &["commit-tree", &root, "-p", &old, "-m", &msg]);
+    env.git(repo, &["update-ref", refname, &c, &old]);
 }
