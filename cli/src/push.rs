@@ -55,7 +55,14 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         ..PushOptions::default()
     };
     let mut transport = GitPush::new(&endpoint.push_url);
-    let outcome = push::run(Some(&repo), &mut transport, &[], &options, true);
+    let outcome = push::run(
+        Some(&repo),
+        endpoint.name.as_deref(),
+        &mut transport,
+        &[],
+        &options,
+        true,
+    );
     if let Some(failure) = outcome.checkpoint_failure {
         return Err(CliError::new(
             Exit::Unreachable,

@@ -1,5 +1,6 @@
 //! `git entire status`: rollout mode, store heads (legacy branch, checkpoint refs, the v2 layout with its
-//! generations and pending publications), push queue.
+//! generations and pending publications), the shared refs against the checkpoint remote's last-known state
+//! (local vs last pushed, and what is pending), push queue.
 
 use serde_json::json;
 
@@ -59,6 +60,54 @@ fn v2_state(repo: &Repo) -> Result<V2State, CliError> {
     })
 }
 
+/// One shared ref: local value, last value a push confirmed on the remote, and what is pending.
+struct SharedRef {
+    name: String,
+    local: Option<String>,
+    remote: Option<String>,
+    pending: &'static str,
+}
+
+/// The shared refs of this repository against the checkpoint remote's last-known state.
+fn shared_refs(repo: &Repo, v2: &V2State, queued: &[String]) -> (Option<String>, Vec<SharedRef>) {
+    let remote = entire::sync::remote::checkpoint_remote(repo, None)
+        .ok()
+        .and_then(|e| e.name);
+    let known = remote
+        .as_deref()
+        .map(|r| entire::sync::shared::state::load(repo, r))
+        .unwrap_or_default();
+    let mut names = vec![refname::LEGACY_BRANCH.to_string(), layout::MAIN.to_string()];
+    names.push(layout::FULL_CURRENT.to_string());
+    names.extend(v2.archives.iter().map(|(n, _)| n.clone()));
+    let rows = names
+        .into_iter()
+        .filter_map(|name| {
+            let local = repo.find_ref(&name).ok().flatten().map(|c| c.to_string());
+            let remote = known.get(&name).cloned();
+            if local.is_none() && remote.is_none() {
+                return None;
+            }
+            let pending = if v2.pending.contains(&name) {
+                "pending publication"
+            } else if local == remote {
+                "in sync"
+            } else if queued.contains(&name) {
+                "queued"
+            } else {
+                "not pushed"
+            };
+            Some(SharedRef {
+                name,
+                local,
+                remote,
+                pending,
+            })
+        })
+        .collect();
+    (remote, rows)
+}
+
 pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
     let (repo, settings) = open_repo()?;
     let branch = store::branch::tip(&repo)?;
@@ -66,6 +115,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
     let v2 = v2_state(&repo)?;
     let queue = Queue::new(&repo.common_dir());
     let queued = queue.peek()?;
+    let (remote, shared) = shared_refs(&repo, &v2, &queued);
     if a.json {
         let doc = json!({
             "mode": settings.rollout.name(),
@@ -85,6 +135,12 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
             "queue_file": queue.path(),
             "queue_length": queued.len(),
             "queued": queued,
+            "shared_refs": {
+                "remote": remote,
+                "refs": shared.iter().map(|r| json!({
+                    "ref": r.name, "local": r.local, "remote": r.remote, "pending": r.pending,
+                })).collect::<Vec<_>>(),
+            },
         });
         println!(
             "{}",
@@ -130,6 +186,25 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
             for p in &v2.pending {
                 println!("  {p}");
             }
+        }
+    }
+    if !shared.is_empty() {
+        println!(
+            "shared refs on {} (local vs last pushed):",
+            remote.as_deref().unwrap_or("(no named remote)")
+        );
+        for r in &shared {
+            let short = |v: &Option<String>| {
+                v.as_deref()
+                    .map_or("-".to_string(), |c| c[..12.min(c.len())].to_string())
+            };
+            println!(
+                "  {} {} vs {} ({})",
+                r.name,
+                short(&r.local),
+                short(&r.remote),
+                r.pending
+            );
         }
     }
     println!("push queue: {} ref(s)", queued.len());

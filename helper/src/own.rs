@@ -350,8 +350,10 @@ fn push_batch(s: &mut Session, first: String, held: Option<Connection>) -> anyho
         Some(w) => w,
         None => &mut two,
     };
+    let remote = s.remote_name();
     let outcome = push::run(
         s.repo.as_ref(),
+        remote.as_deref(),
         transport,
         &specs,
         &s.opts.push_options(),

@@ -183,8 +183,10 @@ fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Re
         atomic: options.atomic,
         pushes: 0,
     };
+    let remote = s.remote_name();
     let outcome = push::run(
         s.repo.as_ref(),
+        remote.as_deref(),
         &mut transport,
         &specs,
         &options,

@@ -99,7 +99,8 @@ impl Session {
         }
     }
 
-    /// Whether a push to this endpoint would carry queued checkpoints (a cheap look at the queue file).
+    /// Whether a push to this endpoint would carry queued checkpoints (a cheap look at the queue file) or the
+    /// legacy branch of a mirroring rollout that the remote is not known to hold at its local value.
     pub fn checkpoints_pending(&self) -> bool {
         let Some(repo) = &self.repo else {
             return false;
@@ -108,7 +109,11 @@ impl Session {
         let queued = std::fs::metadata(queue.path())
             .map(|m| m.len() > 0)
             .unwrap_or(false);
-        queued && self.checkpoints_here()
+        let shared = || {
+            let remote = self.remote_name();
+            entire::sync::shared::which::legacy_pending(repo, remote.as_deref())
+        };
+        (queued || shared()) && self.checkpoints_here()
     }
 
     /// Tell the user what happened to checkpoints (one line at normal verbosity).
@@ -193,6 +198,21 @@ impl Session {
 
     /// Report a push's checkpoint side on stderr, then give git one status line per user ref and the blank
     /// line that ends the batch.
+    /// The configured remote this session pushes to: argv[1] when it names one, else the remote the address
+    /// named (`entire::origin`).
+    pub fn remote_name(&self) -> Option<String> {
+        let configured = |name: &str| {
+            self.repo
+                .as_ref()
+                .and_then(|r| r.config_string(&format!("remote.{name}.url")))
+                .is_some()
+        };
+        if !self.argv1.contains(':') && !self.argv1.contains('/') && configured(&self.argv1) {
+            return Some(self.argv1.clone());
+        }
+        self.endpoint.name.clone()
+    }
+
     pub fn finish_push(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
         self.report_push(outcome);
         let mut lines: Vec<String> = outcome

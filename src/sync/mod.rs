@@ -10,3 +10,4 @@ pub mod linked;
 pub mod policy;
 pub mod push;
 pub mod remote;
+pub mod shared;

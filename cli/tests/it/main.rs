@@ -20,6 +20,7 @@ mod push_runs;
 mod queue;
 mod remote_resolution;
 mod servers;
+mod shared_push;
 mod storage_exits;
 mod storage_formats;
 mod storage_locks;

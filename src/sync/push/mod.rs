@@ -25,6 +25,7 @@ pub mod child;
 pub mod connect;
 mod error;
 pub mod runs;
+mod shared;
 pub mod stage;
 pub mod status;
 pub mod wire;
@@ -34,7 +35,7 @@ use std::collections::BTreeMap;
 use crate::git::repo::Repo;
 pub use child::GitPush;
 pub use error::StageError;
-pub use stage::{Batch, CheckpointSummary};
+pub use stage::{Batch, CheckpointSummary, Staged};
 pub use status::{RefStatus, Rejection};
 
 /// One refspec of git's push batch: `[+]<src>:<dst>` (empty `src` = delete).
@@ -140,9 +141,11 @@ pub struct Outcome {
     pub prepare_failure: Option<String>,
 }
 
-/// Push `user` refspecs (possibly none) plus, when `with_checkpoints`, the queued checkpoints of `repo`.
+/// Push `user` refspecs (possibly none) plus, when `with_checkpoints`, the queued checkpoints of `repo` and the
+/// shared refs of the rollout ([`crate::sync::shared`]); `remote` names the configured remote, when known.
 pub fn run(
     repo: Option<&Repo>,
+    remote: Option<&str>,
     transport: &mut dyn PushTransport,
     user: &[PushSpec],
     options: &PushOptions,
@@ -160,14 +163,33 @@ pub fn run(
         _ => None,
     };
     let user_specs: Vec<String> = user.iter().map(PushSpec::refspec).collect();
+    let shared = shared::Shared::new(repo, remote, user, with_checkpoints && !explicit);
+    let extra = shared.together();
     let Some(batch) = batch else {
-        outcome.user = push_user(transport, user, &user_specs, options);
+        let statuses =
+            push_without_batch(transport, user, &user_specs, &extra, options, &mut outcome);
+        shared.finish(transport, &statuses, &[], options, &mut outcome);
         return outcome;
     };
     let names: Vec<&str> = batch.entries().iter().map(|e| e.name.as_str()).collect();
     transport.checkpoint_destinations(&names);
     let pushing = std::time::Instant::now();
-    let cp_statuses = push_both(transport, &batch, user, &user_specs, options, &mut outcome);
+    let cp_statuses = push_both(
+        transport,
+        &batch,
+        user,
+        &user_specs,
+        &extra,
+        options,
+        &mut outcome,
+    );
+    shared.finish(
+        transport,
+        &cp_statuses,
+        batch.entries(),
+        options,
+        &mut outcome,
+    );
     tracing::debug!(target: "entire::push", ms = pushing.elapsed().as_millis() as u64, "pushed");
     let missing = outcome
         .checkpoint_failure
@@ -187,16 +209,19 @@ pub fn run(
 
 /// The push itself: one combined push, or (for `--atomic`, or nothing of the user's) the user's refs and the
 /// checkpoints separately; a combined push refused wholesale by the server is retried without checkpoints.
-/// Returns the statuses the checkpoints got.
+/// `extra` (shared refs, fast-forward only) travels with the checkpoints. Returns the statuses the checkpoints
+/// and the shared refs got.
 fn push_both(
     transport: &mut dyn PushTransport,
     batch: &Batch<'_>,
     user: &[PushSpec],
     user_specs: &[String],
+    extra: &[String],
     options: &PushOptions,
     outcome: &mut Outcome,
 ) -> BTreeMap<String, RefStatus> {
-    let glob = batch.glob();
+    let mut ours = vec![batch.glob()];
+    ours.extend_from_slice(extra);
     let separate = PushOptions {
         atomic: false,
         cas: Vec::new(),
@@ -208,13 +233,13 @@ fn push_both(
         if !user.is_empty() {
             outcome.user = push_user(transport, user, user_specs, options);
         }
-        match transport.push(std::slice::from_ref(&glob), &separate) {
+        match transport.push(&ours, &separate) {
             Ok(map) => cp_statuses = map,
             Err(f) => outcome.checkpoint_failure = Some(f.message),
         }
     } else {
         let mut all = user_specs.to_vec();
-        all.push(glob);
+        all.extend(ours);
         // No verdict from the server (it dropped the connection, as dulwich does to refuse checkpoint refs):
         // the user's refs go again alone, the checkpoints stay queued.
         let verdict = match transport.push(&all, options) {
@@ -261,6 +286,43 @@ fn push_both(
         }
     }
     cp_statuses
+}
+
+/// No queued checkpoints: the user's refs, with the shared refs of `extra` in the same push when there is
+/// something of the user's (and it is not `--atomic`), alone otherwise. Returns every status the pushes got.
+fn push_without_batch(
+    transport: &mut dyn PushTransport,
+    user: &[PushSpec],
+    user_specs: &[String],
+    extra: &[String],
+    options: &PushOptions,
+    outcome: &mut Outcome,
+) -> BTreeMap<String, RefStatus> {
+    if extra.is_empty() || options.atomic || user.is_empty() {
+        outcome.user = push_user(transport, user, user_specs, options);
+        if extra.is_empty() {
+            return BTreeMap::new();
+        }
+        let separate = PushOptions {
+            atomic: false,
+            cas: Vec::new(),
+            force_if_includes: false,
+            ..options.clone()
+        };
+        return transport.push(extra, &separate).unwrap_or_default();
+    }
+    let mut all = user_specs.to_vec();
+    all.extend_from_slice(extra);
+    // Whatever befalls the shared refs, the user's refs get their own verdict: when nothing of the user's
+    // landed in the combined push, they go again alone.
+    let map = transport.push(&all, options).unwrap_or_default();
+    let user_statuses = pick(user, &map);
+    if user_statuses.iter().any(|(_, s)| s.landed()) {
+        outcome.user = user_statuses;
+    } else {
+        outcome.user = push_user(transport, user, user_specs, options);
+    }
+    map
 }
 
 fn prepare(repo: &Repo) -> Result<Option<Batch<'_>>, String> {

@@ -1,0 +1,109 @@
+//! The push side of the shared refs ([`crate::sync::shared`]): which extra refspecs join the push, what their
+//! statuses mean, and the follow-up push of the legacy branch behind a first user branch (empty-remote guard).
+//!
+//! Invariants: extra refspecs never carry `+`; their statuses are never reported as the user's; a rejection or
+//! failure is one note (stderr line) and nothing else.
+
+use std::collections::BTreeMap;
+
+use crate::git::repo::Repo;
+use crate::model::refname::{self, LEGACY_BRANCH};
+use crate::sync::shared::{state, which, Plan};
+
+use super::{Outcome, PushOptions, PushSpec, PushTransport, RefStatus, Staged};
+
+/// The shared-ref side of one push run.
+pub struct Shared<'a> {
+    pub repo: Option<&'a Repo>,
+    pub remote: Option<&'a str>,
+    pub plan: Plan,
+}
+
+impl<'a> Shared<'a> {
+    /// Plan for a push of `user` (no plan without a repository or when checkpoints are off).
+    pub fn new(
+        repo: Option<&'a Repo>,
+        remote: Option<&'a str>,
+        user: &[PushSpec],
+        on: bool,
+    ) -> Self {
+        let plan = match repo {
+            Some(r) if on => {
+                let dsts: Vec<&str> = user.iter().map(|s| s.dst.as_str()).collect();
+                which::plan(r, &dsts, remote)
+            }
+            _ => Plan::NONE,
+        };
+        Shared { repo, remote, plan }
+    }
+
+    /// Refspecs joining the combined push.
+    pub fn together(&self) -> Vec<String> {
+        self.plan.together()
+    }
+
+    /// After the push: note rejections, push the legacy branch behind a freshly created first branch, record
+    /// what landed (`staged` = checkpoint-glob entries; v2 refs among them are shared refs too).
+    pub fn finish(
+        &self,
+        transport: &mut dyn PushTransport,
+        statuses: &BTreeMap<String, RefStatus>,
+        staged: &[Staged],
+        options: &PushOptions,
+        outcome: &mut Outcome,
+    ) {
+        let mut seen = Vec::new();
+        let legacy_status = match self.plan.legacy {
+            which::Legacy::Together(tip) => Some((tip, statuses.get(LEGACY_BRANCH).cloned())),
+            which::Legacy::AfterUserBranch(tip) => {
+                let landed = outcome.user.iter().any(|(dst, s)| {
+                    dst.starts_with("refs/heads/") && dst != LEGACY_BRANCH && s.landed()
+                });
+                if landed {
+                    let separate = PushOptions {
+                        atomic: false,
+                        cas: Vec::new(),
+                        force_if_includes: false,
+                        ..options.clone()
+                    };
+                    let got = match transport.push(&[which::legacy_spec()], &separate) {
+                        Ok(map) => map.get(LEGACY_BRANCH).cloned(),
+                        Err(f) => Some(RefStatus::Rejected(super::Rejection::Failed(f.message))),
+                    };
+                    Some((tip, got))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some((tip, status)) = legacy_status {
+            match status {
+                Some(s) if s.landed() => seen.push((LEGACY_BRANCH.to_string(), tip.to_string())),
+                Some(s) => outcome.notes.push(format!(
+                    "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed ({}); your refs are unaffected",
+                    s.reason()
+                )),
+                None => outcome.notes.push(format!(
+                    "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed (no status reported)"
+                )),
+            }
+        }
+        if !options.dry_run {
+            for e in staged.iter().filter(|e| refname::is_v2_ref(&e.name)) {
+                if statuses.get(&e.name).is_some_and(RefStatus::landed) {
+                    seen.push((e.name.clone(), e.value.to_string()));
+                }
+            }
+            self.record(&seen);
+        }
+    }
+
+    fn record(&self, seen: &[(String, String)]) {
+        if let (Some(repo), Some(remote)) = (self.repo, self.remote) {
+            if let Err(e) = state::record(repo, remote, seen) {
+                tracing::debug!(target: "entire::push", "cannot record shared-ref state: {e}");
+            }
+        }
+    }
+}
