@@ -25,19 +25,30 @@ pub enum ChunkError {
 
 /// File name of chunk `i`.
 pub fn chunk_name(i: usize) -> String {
+    chunk_name_of(TRANSCRIPT, i)
+}
+
+/// File name of chunk `i` of a transcript stored as `base` (`base`, `base.001`, …): the same rule for
+/// `full.jsonl` and for subagent transcripts (`agent-<id>.jsonl`).
+pub fn chunk_name_of(base: &str, i: usize) -> String {
     if i == 0 {
-        TRANSCRIPT.to_string()
+        base.to_string()
     } else {
-        format!("{TRANSCRIPT}.{i:03}")
+        format!("{base}.{i:03}")
     }
 }
 
 /// Index of a chunk file name (`full.jsonl` → 0, `full.jsonl.007` → 7), `None` for other names.
 pub fn chunk_index(name: &str) -> Option<usize> {
-    if name == TRANSCRIPT {
+    chunk_index_of(TRANSCRIPT, name)
+}
+
+/// Index of chunk file `name` of the transcript stored as `base`, `None` for other names.
+pub fn chunk_index_of(base: &str, name: &str) -> Option<usize> {
+    if name == base {
         return Some(0);
     }
-    let suffix = name.strip_prefix(TRANSCRIPT)?.strip_prefix('.')?;
+    let suffix = name.strip_prefix(base)?.strip_prefix('.')?;
     (suffix.len() >= 3 && suffix.bytes().all(|b| b.is_ascii_digit()))
         .then(|| suffix.parse().ok())
         .flatten()

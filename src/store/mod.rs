@@ -167,7 +167,8 @@ pub fn read_path(repo: &Repo, tree: ObjectId, path: &str) -> Result<Option<Vec<u
         return Ok(None);
     }
     let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-    if name != transcript::TRANSCRIPT {
+    // `full.jsonl` and subagent transcripts (`*.jsonl`) may be chunked as `<name>.001`, …
+    if !name.ends_with(".jsonl") {
         return Ok(Some(repo.read_blob(entry.id)?));
     }
     let dir_tree = if dir.is_empty() {
@@ -179,7 +180,7 @@ pub fn read_path(repo: &Repo, tree: ObjectId, path: &str) -> Result<Option<Vec<u
         Some(t) => repo
             .tree_entries(t)?
             .into_iter()
-            .filter_map(|e| transcript::chunk_index(&e.name).map(|i| (i, e.id)))
+            .filter_map(|e| transcript::chunk_index_of(name, &e.name).map(|i| (i, e.id)))
             .collect(),
         None => vec![(0, entry.id)],
     };

@@ -282,3 +282,58 @@ fn replace_root_tasks(env: &TestEnv, repo: &Path, refname: &str, id: &str, tasks
     let c = env.git(repo, &["commit-tree", &root, "-p", &old, "-m", &msg]);
     env.git(repo, &["update-ref", refname, &c, &old]);
 }
+
+#[test]
+fn large_agent_transcripts_are_chunked_like_full_jsonl_and_read_back_whole() {
+    let env = TestEnv::new();
+    let repo = env.repo("r");
+    settings(
+        &repo,
+        r#"{"strategy_options": {"checkpoint_store": "refs-v1", "checkpoints_v2": true}}"#,
+    );
+    let dir = env.path().join("big");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let line = format!("{{\"agent\":\"{}\"}}\n", "x".repeat(1000));
+    let big = line.repeat((51 << 20) / line.len() + 1);
+    std::fs::write(dir.join("agent.jsonl"), &big).expect("write");
+    std::fs::write(dir.join("task.json"), "{}\n").expect("write");
+    std::fs::write(dir.join("meta.json"), r#"{"session_id":"s-big"}"#).expect("write");
+    std::fs::write(dir.join("t.jsonl"), "{}\n").expect("write");
+    let m = serde_json::json!({"sessions": [{"metadata": "meta.json", "transcript": "t.jsonl", "tasks": [
+        {"tool_use_id": "toolu_BIG", "agent_id": "big", "task": "task.json", "transcript": "agent.jsonl"}]}]});
+    std::fs::write(dir.join("manifest.json"), m.to_string()).expect("write");
+    let id = env
+        .entire(
+            &repo,
+            &["write", "--manifest", path_str(&dir.join("manifest.json"))],
+        )
+        .ok()
+        .trimmed()
+        .to_string();
+    let refname = format!("refs/entire/checkpoints/{}/{id}", &id[id.len() - 2..]);
+    let files = env.git(&repo, &["ls-tree", "-r", "--name-only", &refname]);
+    assert!(
+        files.contains("tasks/toolu_BIG/agent-big.jsonl.001"),
+        "{files}"
+    );
+    let shown = env
+        .entire(&repo, &["show", &id, "tasks/toolu_BIG/agent-big.jsonl"])
+        .ok();
+    assert!(
+        shown.stdout_bytes == big.as_bytes(),
+        "reassembled byte for byte"
+    );
+    let full = env.git(
+        &repo,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "refs/entire/checkpoints/v2/full/current",
+        ],
+    );
+    assert!(
+        full.contains("/0/tasks/toolu_BIG/agent-big.jsonl.001"),
+        "chunked on v2 /full too:\n{full}"
+    );
+}

@@ -12,7 +12,8 @@
 
 use std::path::Path;
 
-use crate::git::repo::{ObjectId, Repo, TreeEntry};
+use crate::git::repo::{ObjectId, Repo, TreeEditor, TreeEntry};
+use crate::model::transcript;
 use crate::model::validate;
 
 use super::{CheckpointError, SessionInput};
@@ -50,19 +51,44 @@ impl TaskFile {
     }
 }
 
+/// Put task file `t` into `ed`: a subagent transcript (`*.jsonl`) larger than [`transcript::MAX_CHUNK`] is split
+/// at line boundaries into `<name>`, `<name>.001`, … exactly as `full.jsonl` is; other files go in whole.
+fn put_task(repo: &Repo, ed: &mut TreeEditor<'_>, t: &TaskFile) -> Result<(), CheckpointError> {
+    if !t.path.ends_with(".jsonl") || t.data.len() <= transcript::MAX_CHUNK {
+        ed.put_blob(&t.path, repo.write_blob(&t.data)?)?;
+        return Ok(());
+    }
+    let chunks = transcript::chunk(&t.data, transcript::MAX_CHUNK).map_err(|source| {
+        CheckpointError::Chunk {
+            what: format!("task file {}", t.path),
+            source,
+        }
+    })?;
+    for (i, c) in chunks.iter().enumerate() {
+        ed.put_blob(&transcript::chunk_name_of(&t.path, i), repo.write_blob(c)?)?;
+    }
+    Ok(())
+}
+
 /// Write the blobs of a task tree and return the tree (`None` when there are no task files).
 pub fn write_tasks(repo: &Repo, tasks: &[TaskFile]) -> Result<Option<ObjectId>, CheckpointError> {
     if tasks.is_empty() {
         return Ok(None);
     }
+    let mut failed = None;
     let tree = repo.edit_tree(None, |ed| {
         for t in tasks {
-            let blob = repo.write_blob(&t.data)?;
-            ed.put_blob(&t.path, blob)?;
+            if let Err(e) = put_task(repo, ed, t) {
+                failed = Some(e);
+                break;
+            }
         }
         Ok(())
     })?;
-    Ok(Some(tree))
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(Some(tree)),
+    }
 }
 
 /// Read a `tasks/` directory recursively (sorted paths); a missing directory is no tasks.
@@ -137,6 +163,7 @@ pub(super) fn merge_root(
         .iter()
         .find(|e| e.is_tree && e.name == "tasks")
         .map(|e| e.id);
+    let mut failed = None;
     let tree = repo.edit_tree(base, |ed| {
         for tool_use in owner.keys() {
             if base.is_some() {
@@ -144,11 +171,16 @@ pub(super) fn merge_root(
             }
         }
         for t in batch.iter().flat_map(|s| s.tasks.iter()) {
-            let blob = repo.write_blob(&t.data)?;
-            ed.put_blob(&t.path, blob)?;
+            if let Err(e) = put_task(repo, ed, t) {
+                failed = Some(e);
+                break;
+            }
         }
         Ok(())
     })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     entries.retain(|e| e.name != "tasks");
     entries.push(TreeEntry {
         name: "tasks".into(),
