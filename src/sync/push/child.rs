@@ -50,24 +50,7 @@ impl GitPush {
         if o.verbosity > 1 {
             cmd.arg("-v");
         }
-        if o.dry_run {
-            cmd.arg("--dry-run");
-        }
-        if o.atomic {
-            cmd.arg("--atomic");
-        }
-        if o.force_if_includes {
-            cmd.arg("--force-if-includes");
-        }
-        if let Some(signed) = &o.signed {
-            cmd.arg(format!("--signed={signed}"));
-        }
-        for p in &o.push_options {
-            cmd.arg(format!("--push-option={p}"));
-        }
-        for lease in &o.cas {
-            cmd.arg(format!("--force-with-lease={lease}"));
-        }
+        cmd.args(o.shared_flags());
         cmd.arg(&self.url).args(specs);
         cmd
     }

@@ -106,6 +106,33 @@ impl Default for PushOptions {
     }
 }
 
+impl PushOptions {
+    /// The flags that `git push` and `git send-pack` spell alike: `--dry-run`, `--atomic`, `--signed=…`,
+    /// `--push-option=…`, `--force-with-lease=…`, `--force-if-includes`.
+    pub fn shared_flags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.dry_run {
+            out.push("--dry-run".to_string());
+        }
+        if self.atomic {
+            out.push("--atomic".to_string());
+        }
+        if let Some(signed) = &self.signed {
+            out.push(format!("--signed={signed}"));
+        }
+        out.extend(
+            self.push_options
+                .iter()
+                .map(|p| format!("--push-option={p}")),
+        );
+        out.extend(self.cas.iter().map(|l| format!("--force-with-lease={l}")));
+        if self.force_if_includes {
+            out.push("--force-if-includes".to_string());
+        }
+        out
+    }
+}
+
 /// A push that did not run at all (network, authentication, missing repository).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportFailure {

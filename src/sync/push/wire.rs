@@ -132,24 +132,7 @@ fn command(url: &str, o: &PushOptions) -> std::process::Command {
             cmd.arg("--verbose");
         }
     }
-    if o.dry_run {
-        cmd.arg("--dry-run");
-    }
-    if o.atomic {
-        cmd.arg("--atomic");
-    }
-    if let Some(signed) = &o.signed {
-        cmd.arg(format!("--signed={signed}"));
-    }
-    for p in &o.push_options {
-        cmd.arg(format!("--push-option={p}"));
-    }
-    for lease in &o.cas {
-        cmd.arg(format!("--force-with-lease={lease}"));
-    }
-    if o.force_if_includes {
-        cmd.arg("--force-if-includes");
-    }
+    cmd.args(o.shared_flags());
     cmd.arg(url);
     cmd
 }
