@@ -48,16 +48,20 @@ pub fn legacy_spec() -> String {
     format!("{LEGACY_BRANCH}:{LEGACY_BRANCH}")
 }
 
-/// Decide the plan for a push of `user_dsts` to `remote` (a configured remote's name, when known).
-pub fn plan(repo: &Repo, user_dsts: &[&str], remote: Option<&str>) -> Plan {
-    let mirrored = match settings::load(repo.workdir().as_deref()) {
+/// Whether the rollout writes the legacy branch as a mirror (unreadable settings: no, logged).
+fn mirrors_legacy(repo: &Repo) -> bool {
+    match settings::load(repo.workdir().as_deref()) {
         Ok(s) => s.rollout.mirrors.contains(Backend::GitBranch),
         Err(e) => {
             tracing::debug!(target: "entire::push", "shared refs: settings unreadable: {e}");
             false
         }
-    };
-    if !mirrored || user_dsts.contains(&LEGACY_BRANCH) {
+    }
+}
+
+/// Decide the plan for a push of `user_dsts` to `remote` (a configured remote's name, when known).
+pub fn plan(repo: &Repo, user_dsts: &[&str], remote: Option<&str>) -> Plan {
+    if !mirrors_legacy(repo) || user_dsts.contains(&LEGACY_BRANCH) {
         return Plan::NONE;
     }
     let tip = match repo.find_ref(LEGACY_BRANCH) {
@@ -95,9 +99,7 @@ pub fn remote_has_branch(repo: &Repo, remote: &str) -> bool {
 /// True when the rollout mirrors to the legacy branch and `remote` is not known to hold it at its local value
 /// (a cheap look: settings, one ref, the state file).
 pub fn legacy_pending(repo: &Repo, remote: Option<&str>) -> bool {
-    let mirrored = settings::load(repo.workdir().as_deref())
-        .map(|s| s.rollout.mirrors.contains(Backend::GitBranch))
-        .unwrap_or(false);
+    let mirrored = mirrors_legacy(repo);
     let Ok(Some(tip)) = repo.find_ref(LEGACY_BRANCH) else {
         return false;
     };
