@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod files;
 pub mod lsrefs;
+pub mod pack;
 pub mod packedrefs;
 pub mod repo;
 pub(crate) mod robust;

@@ -15,7 +15,7 @@ use gix::objs::{Commit, WriteTo};
 use crate::git::repo::{ObjectId, Repo, RepoError, Role};
 
 use super::dates::When;
-use super::pack::ObjectSet;
+use crate::git::pack::ObjectSet;
 use super::plan::{Planned, Step};
 use super::sign::{SignError, Signer};
 

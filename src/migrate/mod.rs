@@ -35,12 +35,10 @@
 pub mod cache;
 pub mod commit;
 pub mod dates;
-pub mod deflate;
 pub mod deleted;
 pub mod lock;
 pub mod normalize;
 pub mod odb;
-pub mod pack;
 pub mod plan;
 pub mod refs;
 pub mod sign;
@@ -151,7 +149,7 @@ pub enum MigrateError {
     #[error("cannot queue migrated refs for push: {0}")]
     Queue(#[from] crate::store::queue::QueueError),
     #[error(transparent)]
-    Pack(#[from] pack::PackError),
+    Pack(#[from] crate::git::pack::PackError),
     #[error(transparent)]
     Refs(#[from] refs::RefsError),
     #[error(transparent)]

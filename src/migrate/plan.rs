@@ -29,7 +29,7 @@ use crate::model::id::CheckpointId;
 
 use super::cache::Cache;
 use super::normalize::normalize_root;
-use super::pack::ObjectSet;
+use crate::git::pack::ObjectSet;
 use super::source::LegacyCheckpoint;
 
 /// How far down a ref's first-parent chain to look for an already-migrated tree.

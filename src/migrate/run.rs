@@ -10,7 +10,7 @@ use crate::store::queue::Queue;
 use super::cache::{self, Cache};
 use super::commit::{self, People};
 use super::lock::MigrateLock;
-use super::pack::{self, ObjectSet};
+use crate::git::pack::{self, ObjectSet};
 use super::plan::{self, Existing, Planned, Step};
 use super::refs::{self, RefWrite};
 use super::sign::Signer;
@@ -38,7 +38,7 @@ pub fn run(
         false => {
             let lock = MigrateLock::acquire(&common)?;
             refs::recover(&common)?;
-            pack::remove_leftovers(&objects_dir(repo));
+            pack::remove_leftovers(&objects_dir(repo), pack::MIGRATE_STEM);
             Cache::remove_leftovers(&common);
             Some(lock)
         }
@@ -424,7 +424,9 @@ fn publish(
         objects.retain_missing(|id| odb.has_object(id));
     }
     progress.phase("writing objects", Some(objects.len()));
-    pack::write(&objects_dir(repo), objects, &mut |n| progress.advance(n))?;
+    pack::write(&objects_dir(repo), objects, pack::MIGRATE_STEM, &mut |n| {
+        progress.advance(n)
+    })?;
     report.objects_written = objects.len();
 
     let queue = Queue::new(&repo.common_dir());

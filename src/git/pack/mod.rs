@@ -2,16 +2,17 @@
 //!
 //! Why: a migration creates up to three small objects per checkpoint (commit, tree, metadata blob). Writing
 //! 100k+ loose files one at a time is dominated by file-system metadata; one pack is a single sequential write.
-//! Objects are stored whole (zlib streams from [`super::deflate`], no deltas), so the index needs no second
+//! Objects are stored whole (zlib streams from [`deflate`], no deltas), so the index needs no second
 //! pass: offsets, CRC32s and IDs are known while streaming.
 //!
 //! Invariants:
 //! - [`ObjectSet`] computes every ID in memory (`--dry-run` stops there: nothing touches the disk).
-//! - The pack is written to `objects/pack/tmp_entire-migrate.{pack,idx}`, both fsynced (as git does by
-//!   default for packs), then renamed to
+//! - The pack is written to `objects/pack/<stem>.{pack,idx}`, both fsynced (as git does by default for
+//!   packs), then renamed to
 //!   `pack-<checksum>.pack` and only then `pack-<checksum>.idx`. git only looks at packs through their `.idx`,
 //!   so a crash at any point leaves either no visible pack or a complete one; a leftover temporary or orphan
-//!   `.pack` is harmless and the next run (under the migration lock) removes the temporaries.
+//!   `.pack` is harmless: the migration (one stem, under its lock) removes its own temporaries, other writers
+//!   use a per-process stem starting with `tmp_` that `git gc` expires like its own `tmp_pack_*` files.
 //! - Objects already in the repository are not written again (a resumed run writes only what is missing).
 //!
 //! Failure modes: [`PackError`] names the file being written.
@@ -23,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 use gix::objs::{Kind, WriteTo};
 
-use super::deflate::{stored_zlib, Deflater};
+pub mod deflate;
+
+use deflate::{stored_zlib, Deflater};
 
 /// `ENTIRE_MIGRATE_ZLIB=zlib-rs` encodes blobs with gix's zlib-rs (fastest level) instead of [`Deflater`]: the
 /// "without" side of the with/without ratio `scripts/bench-migrate --zlib-compare` prints.
@@ -41,7 +44,17 @@ fn zlib_rs_fast(data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
 }
 use crate::git::repo::ObjectId;
 
-const TMP_STEM: &str = "tmp_entire-migrate";
+/// The temporary stem the migration uses (one run at a time, under the migration lock).
+pub const MIGRATE_STEM: &str = "tmp_entire-migrate";
+
+/// A temporary stem no other live process uses: `tmp_entire-<pid>-<nanos>`.
+pub fn unique_stem() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("tmp_entire-{}-{nanos}", std::process::id())
+}
 
 /// Writing the pack failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,27 +131,28 @@ impl ObjectSet {
     }
 }
 
-/// Remove temporaries of an earlier, interrupted run. Only call while holding the migration lock.
-pub fn remove_leftovers(objects_dir: &Path) {
+/// Remove the temporaries `stem` names (an earlier, interrupted run's). Only for a stem no live process uses.
+pub fn remove_leftovers(objects_dir: &Path, stem: &str) {
     let dir = objects_dir.join("pack");
     for ext in ["pack", "idx"] {
-        let _ = fs::remove_file(dir.join(format!("{TMP_STEM}.{ext}")));
+        let _ = fs::remove_file(dir.join(format!("{stem}.{ext}")));
     }
 }
 
-/// Write `set` as one pack into `objects_dir/pack`, with `progress(n)` after each object. Returns the pack's
-/// path, or `None` when there was nothing to write.
+/// Write `set` as one pack into `objects_dir/pack` through the temporaries `<stem>.{pack,idx}`, with
+/// `progress(n)` after each object. Returns the pack's path, or `None` when there was nothing to write.
 pub fn write(
     objects_dir: &Path,
     set: &ObjectSet,
+    stem: &str,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Option<PathBuf>, PackError> {
     if set.is_empty() {
         return Ok(None);
     }
     let dir = objects_dir.join("pack");
-    let tmp_pack = dir.join(format!("{TMP_STEM}.pack"));
-    let tmp_idx = dir.join(format!("{TMP_STEM}.idx"));
+    let tmp_pack = dir.join(format!("{stem}.pack"));
+    let tmp_idx = dir.join(format!("{stem}.idx"));
     let err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PackError { path, source }
