@@ -15,9 +15,9 @@ use gix::objs::{Commit, WriteTo};
 use crate::git::repo::{ObjectId, Repo, RepoError, Role};
 
 use super::dates::When;
-use crate::git::pack::ObjectSet;
 use super::plan::{Planned, Step};
 use super::sign::{SignError, Signer};
+use crate::git::pack::ObjectSet;
 
 /// Who the migration commits are by (dates come from the legacy history).
 #[derive(Debug, Clone, PartialEq, Eq)]

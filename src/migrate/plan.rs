@@ -29,8 +29,8 @@ use crate::model::id::CheckpointId;
 
 use super::cache::Cache;
 use super::normalize::normalize_root;
-use crate::git::pack::ObjectSet;
 use super::source::LegacyCheckpoint;
+use crate::git::pack::ObjectSet;
 
 /// How far down a ref's first-parent chain to look for an already-migrated tree.
 const MAX_CHAIN: usize = 1000;

@@ -10,12 +10,12 @@ use crate::store::queue::Queue;
 use super::cache::{self, Cache};
 use super::commit::{self, People};
 use super::lock::MigrateLock;
-use crate::git::pack::{self, ObjectSet};
 use super::plan::{self, Existing, Planned, Step};
 use super::refs::{self, RefWrite};
 use super::sign::Signer;
 use super::source::{self, Failure, LegacyCheckpoint};
 use super::{dates, deleted, odb, Action, MigrateError, Options, Outcome, Progress, Report};
+use crate::git::pack::{self, ObjectSet};
 
 /// Below this many checkpoints to date, the history walk runs inline instead of on a second thread.
 const PARALLEL_WALK_MIN: usize = 500;
