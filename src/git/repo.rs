@@ -92,6 +92,9 @@ fn git<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// Size of the per-process cache of decoded objects.
+const OBJECT_CACHE_BYTES: usize = 4 << 20;
+
 /// Who and when, for commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -175,6 +178,11 @@ impl Repo {
             source: Box::new(e),
         })?
         .to_thread_local();
+        // A write reads the same few trees several times (a v2 root and its shard, once to locate, once to
+        // edit, once to count): keep decoded objects of this process in memory. Objects never change, so the
+        // cache cannot go stale.
+        let mut repo = repo;
+        repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
         // Lock files (gix-tempfile) are removed when SIGINT/SIGTERM/SIGQUIT arrive, then the signal's default
         // action runs: a polite kill leaves no `<ref>.lock` or `packed-refs.lock` behind. Idempotent.
         super::robust::install_signal_cleanup();
@@ -423,14 +431,23 @@ impl Repo {
         f: impl FnOnce(&mut TreeEditor<'_>) -> Result<(), RepoError>,
     ) -> Result<ObjectId, RepoError> {
         let base = base.unwrap_or_else(|| self.empty_tree());
+        // The plumbing editor: gix's own wrapper checks that every entry of every written tree exists (one
+        // object lookup per entry, i.e. per shard of a v2 root on each write); the entries placed here are
+        // objects this process just wrote or read, so only the names are validated.
         let editor = self
             .repo
             .edit_tree(base)
-            .map_err(git(format!("cannot read tree {base}")))?;
+            .map_err(git(format!("cannot read tree {base}")))?
+            .detach();
         let mut ed = TreeEditor { inner: editor };
         f(&mut ed)?;
-        super::robust::retry_vanished_dir(|| ed.inner.write().map(|id| id.detach()))
-            .map_err(git("cannot write tree"))
+        ed.inner.write(|tree| {
+            for e in &tree.entries {
+                gix::validate::path::component(e.filename.as_ref(), None, Default::default())
+                    .map_err(git(format!("invalid tree entry name {:?}", e.filename)))?;
+            }
+            self.write_object(tree)
+        })
     }
 
     /// Write a commit with explicit author/committer.
@@ -598,14 +615,14 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// In-memory edits of a tree; paths are slash-separated and may be nested.
 pub struct TreeEditor<'r> {
-    inner: gix::object::tree::Editor<'r>,
+    inner: gix::objs::tree::Editor<'r>,
 }
 
 impl TreeEditor<'_> {
     /// Insert or replace a blob at `path`.
     pub fn put_blob(&mut self, path: &str, id: ObjectId) -> Result<(), RepoError> {
         self.inner
-            .upsert(path, gix::objs::tree::EntryKind::Blob, id)
+            .upsert(path.split('/'), gix::objs::tree::EntryKind::Blob, id)
             .map_err(git(format!("cannot place {path} in tree")))?;
         Ok(())
     }
@@ -613,7 +630,7 @@ impl TreeEditor<'_> {
     /// Insert or replace a subtree at `path`.
     pub fn put_tree(&mut self, path: &str, id: ObjectId) -> Result<(), RepoError> {
         self.inner
-            .upsert(path, gix::objs::tree::EntryKind::Tree, id)
+            .upsert(path.split('/'), gix::objs::tree::EntryKind::Tree, id)
             .map_err(git(format!("cannot place {path} in tree")))?;
         Ok(())
     }
@@ -621,7 +638,7 @@ impl TreeEditor<'_> {
     /// Remove `path` (and everything below it) if present.
     pub fn remove(&mut self, path: &str) -> Result<(), RepoError> {
         self.inner
-            .remove(path)
+            .remove(path.split('/'))
             .map_err(git(format!("cannot remove {path} from tree")))?;
         Ok(())
     }

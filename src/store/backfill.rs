@@ -17,9 +17,13 @@ use super::{read_path, Located, StoreError};
 
 /// The sessions of the checkpoint at `found` (a v1 layout: refs or branch), in slot order, and the task files of
 /// its root-level `tasks/` tree (which the caller gives to the latest session it keeps).
+/// Sessions for which `skip(session_id)` is true (the write replaces them) are not read back beyond their
+/// metadata: a dual write of a new checkpoint finds the primary's copy it just wrote, and rereading its
+/// transcripts would be wasted work.
 pub fn sessions(
     repo: &Repo,
     found: &Located,
+    skip: impl Fn(&str) -> bool,
 ) -> Result<(Vec<SessionInput>, Vec<TaskFile>), StoreError> {
     let entries = repo.tree_entries(found.tree)?;
     let mut slots: Vec<(usize, ObjectId)> = entries
@@ -35,6 +39,9 @@ pub fn sessions(
         };
         let metadata = SessionMetadata::parse(&meta, "session metadata")
             .map_err(crate::model::checkpoint::CheckpointError::from)?;
+        if skip(metadata.session_id()) {
+            continue;
+        }
         let transcript = read_path(repo, slot, "full.jsonl")?.unwrap_or_default();
         let mut tasks = Vec::new();
         if let Some(t) = repo.lookup(slot, "tasks")?.filter(|e| e.is_tree) {

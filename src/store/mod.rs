@@ -275,12 +275,13 @@ fn write_v2(
     let Some(found) = existing else {
         return v2::write(repo, id, sessions, who);
     };
-    let (old, root_tasks) = backfill::sessions(repo, &found)?;
     let is_new = |sid: &str| sessions.iter().any(|n| n.metadata.session_id() == sid);
-    let mut all: Vec<SessionInput> = old
-        .into_iter()
-        .filter(|o| !is_new(o.metadata.session_id()))
-        .collect();
+    let (old, root_tasks) = backfill::sessions(repo, &found, is_new)?;
+    if old.is_empty() && root_tasks.is_empty() {
+        // Every stored session is being rewritten (e.g. the primary's copy this very write just made).
+        return v2::write(repo, id, sessions, who);
+    }
+    let mut all: Vec<SessionInput> = old;
     all.extend(sessions.iter().cloned());
     // Root-level task records go under the latest session, as upstream's backfill places them; a task the new
     // sessions carry themselves wins.

@@ -172,3 +172,49 @@ fn reftable_ref_transactions_keep_compare_and_swap() {
     );
     assert!(!repo.join(".git").join(&ref_name).exists(), "no loose file");
 }
+
+/// One `git entire write` into every store at once (ref store primary, legacy branch and v2 mirrors): plain git
+/// finds every object the write made, reads each stored file back byte for byte, and `git fsck` finds nothing
+/// wrong — on files + SHA-1 and reftable + SHA-256. The objects are in place before any ref points at them
+/// (reftable's `git update-ref` refuses a missing object).
+#[test]
+fn one_write_into_every_store_lands_objects_plain_git_reads() {
+    for (name, flags) in [FORMATS[0], FORMATS[3]] {
+        let env = TestEnv::new();
+        let repo = env.path().join(name);
+        init(&env, flags, &repo, false);
+        crate::v2_write::settings(
+            &repo,
+            r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror", "checkpoints_v2": true}}"#,
+        );
+        let transcript = crate::v2_write::claude_transcript(name, 3);
+        let dir = crate::v2_write::claude_session(&env, "s", "sess-objects", &transcript);
+        let id = "0a1b2c3d4e5f";
+        let out = env
+            .entire(&repo, &["write", "--json", "--id", id, path_str(&dir)])
+            .ok();
+        assert!(!out.stdout.contains("failed"), "{name}: {}", out.stdout);
+        let cp = "0a/1b2c3d4e5f";
+        let cat = |spec: &str| env.git(&repo, &["cat-file", "-p", spec]);
+        let reads = [
+            (format!("refs/entire/checkpoints/5f/{id}:0/full.jsonl"), true),
+            (format!("entire/checkpoints/v1:{cp}/0/full.jsonl"), true),
+            (format!("{}:{cp}/0/raw_transcript", crate::v2_write::CURRENT), true),
+            (format!("{}:{cp}/0/prompt.txt", crate::v2_write::MAIN), false),
+        ];
+        for (spec, is_transcript) in &reads {
+            let want = if *is_transcript { transcript.trim_end() } else { "prompt of s" };
+            assert_eq!(cat(spec), want, "{name}: {spec}");
+        }
+        let compact = cat(&format!("{}:{cp}/0/transcript.jsonl", crate::v2_write::MAIN));
+        assert!(compact.contains(&format!("answer 2 of {name}")), "{name}: {compact}");
+        assert!(!compact.contains("secret"), "{name}: thinking removed");
+        let fsck = env
+            .run(&repo, "git", ["fsck", "--full", "--strict", "--no-dangling"])
+            .ok();
+        assert_eq!(fsck.stderr.trim(), "", "{name}: fsck is clean");
+        let hash_len = if name.starts_with("sha256") { 64 } else { 40 };
+        let head = env.git(&repo, &["rev-parse", crate::v2_write::MAIN]);
+        assert_eq!(head.len(), hash_len, "{name}: object format");
+    }
+}
