@@ -197,20 +197,43 @@ fn one_write_into_every_store_lands_objects_plain_git_reads() {
         let cp = "0a/1b2c3d4e5f";
         let cat = |spec: &str| env.git(&repo, &["cat-file", "-p", spec]);
         let reads = [
-            (format!("refs/entire/checkpoints/5f/{id}:0/full.jsonl"), true),
+            (
+                format!("refs/entire/checkpoints/5f/{id}:0/full.jsonl"),
+                true,
+            ),
             (format!("entire/checkpoints/v1:{cp}/0/full.jsonl"), true),
-            (format!("{}:{cp}/0/raw_transcript", crate::v2_write::CURRENT), true),
-            (format!("{}:{cp}/0/prompt.txt", crate::v2_write::MAIN), false),
+            (
+                format!("{}:{cp}/0/raw_transcript", crate::v2_write::CURRENT),
+                true,
+            ),
+            (
+                format!("{}:{cp}/0/prompt.txt", crate::v2_write::MAIN),
+                false,
+            ),
         ];
         for (spec, is_transcript) in &reads {
-            let want = if *is_transcript { transcript.trim_end() } else { "prompt of s" };
+            let want = if *is_transcript {
+                transcript.trim_end()
+            } else {
+                "prompt of s"
+            };
             assert_eq!(cat(spec), want, "{name}: {spec}");
         }
-        let compact = cat(&format!("{}:{cp}/0/transcript.jsonl", crate::v2_write::MAIN));
-        assert!(compact.contains(&format!("answer 2 of {name}")), "{name}: {compact}");
+        let compact = cat(&format!(
+            "{}:{cp}/0/transcript.jsonl",
+            crate::v2_write::MAIN
+        ));
+        assert!(
+            compact.contains(&format!("answer 2 of {name}")),
+            "{name}: {compact}"
+        );
         assert!(!compact.contains("secret"), "{name}: thinking removed");
         let fsck = env
-            .run(&repo, "git", ["fsck", "--full", "--strict", "--no-dangling"])
+            .run(
+                &repo,
+                "git",
+                ["fsck", "--full", "--strict", "--no-dangling"],
+            )
             .ok();
         assert_eq!(fsck.stderr.trim(), "", "{name}: fsck is clean");
         let hash_len = if name.starts_with("sha256") { 64 } else { 40 };
