@@ -441,9 +441,15 @@ impl Repo {
             .detach();
         let mut ed = TreeEditor { inner: editor };
         f(&mut ed)?;
+        // gix's defaults for entry names (its wrapper reads them from core.protect*; git writes trees without).
+        let names = gix::validate::path::component::Options {
+            protect_windows: cfg!(windows),
+            protect_hfs: cfg!(target_os = "macos"),
+            protect_ntfs: true,
+        };
         ed.inner.write(|tree| {
             for e in &tree.entries {
-                gix::validate::path::component(e.filename.as_ref(), None, Default::default())
+                gix::validate::path::component(e.filename.as_ref(), None, names)
                     .map_err(git(format!("invalid tree entry name {:?}", e.filename)))?;
             }
             self.write_object(tree)
