@@ -62,6 +62,13 @@ pre-receive hook rejects the whole push because of checkpoint refs, the user's r
 --dry-run dequeues nothing; --force-with-lease, --force-if-includes, --signed and -o are passed through. When git \
 has nothing of its own to push it does not call the helper: run `git entire push` to flush the queue.
 
+SHARED REFS. In refs-v1-mirror mode the legacy branch entire/checkpoints/v1 goes out in the same push \
+(never onto a remote that has no branch of the user's yet), and the v2 refs are queued like checkpoints; all \
+fast-forward only. A shared ref the remote rejects as diverged is recovered: its remote tip is fetched (one \
+fetch for all of them), merged locally (v2: union by checkpoint, the same checkpoint merged by session; legacy \
+branch: local-only commits replayed onto the remote tip, a union merge commit when that conflicts), moved by \
+compare-and-swap and pushed again, up to three times; anything left is one stderr line and stays queued.
+
 FETCH. Fetch and clone behave like the plain address (depth, shallow and filter options pass through). \
 Afterwards checkpoint refs are pulled along in one extra round trip, per entire.fetchCheckpoints.
 

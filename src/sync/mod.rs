@@ -7,6 +7,7 @@
 pub mod fetch;
 pub mod lazy;
 pub mod linked;
+pub mod merge;
 pub mod policy;
 pub mod push;
 pub mod remote;

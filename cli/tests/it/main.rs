@@ -21,6 +21,7 @@ mod queue;
 mod remote_resolution;
 mod servers;
 mod shared_push;
+mod shared_recover;
 mod storage_exits;
 mod storage_formats;
 mod storage_locks;

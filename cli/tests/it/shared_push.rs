@@ -62,7 +62,7 @@ fn legacy_branch_and_v2_travel_with_the_push_over_git_daemon() {
 }
 
 #[test]
-fn a_diverged_legacy_branch_is_one_line_and_the_user_push_lands() {
+fn a_diverged_legacy_branch_is_merged_and_the_user_push_lands() {
     let s = Served::new(Kind::File);
     let env = &s.env;
     let server = s.path("server.git");
@@ -73,8 +73,7 @@ fn a_diverged_legacy_branch_is_one_line_and_the_user_push_lands() {
     write_one(env, &other, "b");
     env.git(&other, &["commit", "-q", "--allow-empty", "-m", "other"]);
     env.git(&other, &["push", "-q", "origin", "main"]);
-    let remote_legacy = ref_value(env, &server, LEGACY);
-    assert!(remote_legacy.is_some(), "other's legacy branch landed");
+    let remote_legacy = ref_value(env, &server, LEGACY).expect("other's legacy branch landed");
     write_one(env, &local, "a");
     env.git(&local, &["pull", "-q", "--rebase", "origin", "main"]);
     env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
@@ -84,11 +83,39 @@ fn a_diverged_legacy_branch_is_one_line_and_the_user_push_lands() {
         ref_value(env, &local, "refs/heads/main"),
         "the user's push landed"
     );
-    assert_eq!(
-        ref_value(env, &server, LEGACY),
-        remote_legacy,
+    let merged = ref_value(env, &server, LEGACY).expect("legacy branch");
+    assert_eq!(Some(&merged), ref_value(env, &local, LEGACY).as_ref(), "local and remote agree");
+    assert!(
+        env.run(&server, "git", ["merge-base", "--is-ancestor", &remote_legacy, &merged]).status == 0,
         "never forced"
     );
+    // Both checkpoints are on the branch: the local one was replayed onto the remote tip.
+    let log = env.git(&server, &["log", "--format=%s", &merged]);
+    assert_eq!(log.matches("Checkpoint: ").count(), 2, "{log}");
+    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+}
+
+#[test]
+fn a_refused_legacy_branch_is_one_line_and_the_user_push_lands() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let local = s.clone_local("local");
+    settings(&local, MIRROR_V2);
+    s.hook(
+        "server.git",
+        "update",
+        &format!("test \"$1\" != {LEGACY} || {{ echo no checkpoints here >&2; exit 1; }}"),
+    );
+    write_one(env, &local, "a");
+    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/main"),
+        ref_value(env, &local, "refs/heads/main"),
+        "the user's push landed"
+    );
+    assert_eq!(ref_value(env, &server, LEGACY), None, "refused");
     let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains(LEGACY)).collect();
     assert_eq!(lines.len(), 1, "one line: {}", out.stderr);
     assert!(lines[0].contains("not pushed"), "{}", out.stderr);

@@ -193,15 +193,15 @@ pub fn run(
     let shared = shared::Shared::new(repo, remote, user, with_checkpoints && !explicit);
     let extra = shared.together();
     let Some(batch) = batch else {
-        let statuses =
+        let mut statuses =
             push_without_batch(transport, user, &user_specs, &extra, options, &mut outcome);
-        shared.finish(transport, &statuses, &[], options, &mut outcome);
+        shared.finish(transport, &mut statuses, &[], options, &mut outcome);
         return outcome;
     };
     let names: Vec<&str> = batch.entries().iter().map(|e| e.name.as_str()).collect();
     transport.checkpoint_destinations(&names);
     let pushing = std::time::Instant::now();
-    let cp_statuses = push_both(
+    let mut cp_statuses = push_both(
         transport,
         &batch,
         user,
@@ -212,7 +212,7 @@ pub fn run(
     );
     shared.finish(
         transport,
-        &cp_statuses,
+        &mut cp_statuses,
         batch.entries(),
         options,
         &mut outcome,

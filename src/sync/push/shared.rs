@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::git::repo::Repo;
 use crate::model::refname::{self, LEGACY_BRANCH};
-use crate::sync::shared::{state, which, Plan};
+use crate::sync::shared::{recover, state, which, Plan};
 
 use super::{Outcome, PushOptions, PushSpec, PushTransport, RefStatus, Staged};
 
@@ -47,7 +47,7 @@ impl<'a> Shared<'a> {
     pub fn finish(
         &self,
         transport: &mut dyn PushTransport,
-        statuses: &BTreeMap<String, RefStatus>,
+        statuses: &mut BTreeMap<String, RefStatus>,
         staged: &[Staged],
         options: &PushOptions,
         outcome: &mut Outcome,
@@ -77,26 +77,94 @@ impl<'a> Shared<'a> {
             }
             _ => None,
         };
-        if let Some((tip, status)) = legacy_status {
-            match status {
-                Some(s) if s.landed() => seen.push((LEGACY_BRANCH.to_string(), tip.to_string())),
-                Some(s) => outcome.notes.push(format!(
+        let mut diverged = Vec::new();
+        if let Some((_, Some(s))) = &legacy_status {
+            if recover::diverged(s) {
+                diverged.push(LEGACY_BRANCH.to_string());
+            }
+        }
+        for e in staged.iter().filter(|e| recover::recoverable(&e.name)) {
+            if statuses.get(&e.name).is_some_and(recover::diverged) {
+                diverged.push(e.name.clone());
+            }
+        }
+        let recovery = self.recover(transport, &diverged, options);
+        let mut recovered = BTreeMap::new();
+        for (name, value) in &recovery.landed {
+            recovered.insert(name.clone(), *value);
+            seen.push((name.clone(), value.to_string()));
+            if name != LEGACY_BRANCH {
+                statuses.insert(name.clone(), RefStatus::Ok);
+            }
+        }
+        for (name, why) in &recovery.failed {
+            if name != LEGACY_BRANCH {
+                outcome.notes.push(format!(
+                    "entire: the shared checkpoint ref {name} was not pushed ({why}); it stays queued, your refs are unaffected"
+                ));
+            }
+        }
+        let legacy_failed = recovery.failed.iter().find(|(n, _)| n == LEGACY_BRANCH);
+        if let Some((tip, status)) = legacy_status.filter(|_| !recovered.contains_key(LEGACY_BRANCH)) {
+            match (status, legacy_failed) {
+                (_, Some((_, why))) => outcome.notes.push(format!(
+                    "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed (diverged from the remote: {why}); your refs are unaffected"
+                )),
+                (Some(s), None) if s.landed() => {
+                    seen.push((LEGACY_BRANCH.to_string(), tip.to_string()))
+                }
+                (Some(s), None) => outcome.notes.push(format!(
                     "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed ({}); your refs are unaffected",
                     s.reason()
                 )),
-                None => outcome.notes.push(format!(
+                (None, None) => outcome.notes.push(format!(
                     "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed (no status reported)"
                 )),
             }
         }
         if !options.dry_run {
             for e in staged.iter().filter(|e| refname::is_v2_ref(&e.name)) {
+                if recovered.contains_key(&e.name) {
+                    continue;
+                }
                 if statuses.get(&e.name).is_some_and(RefStatus::landed) {
                     seen.push((e.name.clone(), e.value.to_string()));
                 }
             }
             self.record(&seen);
         }
+    }
+
+    /// Fetch-and-merge recovery of the `diverged` shared refs (not for `--dry-run`, nor without a configured
+    /// remote to fetch from).
+    fn recover(
+        &self,
+        transport: &mut dyn PushTransport,
+        diverged: &[String],
+        options: &PushOptions,
+    ) -> recover::Recovery {
+        let (Some(repo), false) = (self.repo, diverged.is_empty() || options.dry_run) else {
+            return recover::Recovery::default();
+        };
+        let Some(remote) = self.remote else {
+            return recover::Recovery {
+                failed: diverged
+                    .iter()
+                    .map(|n| (n.clone(), "diverged; pushing to a URL, recovery needs a configured remote".into()))
+                    .collect(),
+                ..Default::default()
+            };
+        };
+        let separate = PushOptions {
+            atomic: false,
+            cas: Vec::new(),
+            force_if_includes: false,
+            ..options.clone()
+        };
+        let mut push = |specs: &[String]| transport.push(specs, &separate).map_err(|f| f.message);
+        let recovery = recover::recover(repo, remote, diverged, &mut push);
+        tracing::debug!(target: "entire::push", round_trips = recovery.round_trips, landed = recovery.landed.len(), failed = recovery.failed.len(), "shared-ref recovery");
+        recovery
     }
 
     fn record(&self, seen: &[(String, String)]) {

@@ -4,6 +4,8 @@
 //! - [`which`]: which shared refs this push carries beyond the queue — the legacy branch
 //!   `refs/heads/entire/checkpoints/v1` when the rollout mirrors to it (`refs-v1-mirror`). The v2 refs
 //!   (`v2/main`, `v2/full/current`, archives) are queued by the v2 store and travel through the checkpoint glob.
+//! - [`recover`]: fetch-and-merge recovery of the shared refs a push found diverged (merges in
+//!   [`crate::sync::merge`]).
 //! - [`state`]: the last value each shared ref was seen at on each remote (what a push confirmed), for
 //!   `git entire status`.
 //!
@@ -18,6 +20,7 @@
 //! Failure modes: reading the rollout or the state file fails soft (logged; the push goes on without the shared
 //! refs); recording the state is best effort (a lost record only makes `status` less informed).
 
+pub mod recover;
 pub mod state;
 pub mod which;
 

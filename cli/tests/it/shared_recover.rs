@@ -1,0 +1,233 @@
+//! Fetch-and-merge recovery of diverged shared refs (issue #13): two clones write checkpoints concurrently —
+//! new ones each, and sessions of the same checkpoint — and both push, one after the other and back again.
+//! The remote must end with every checkpoint of both in every layout the mode writes, the shared checkpoint
+//! with both sessions (v2 `/main` and `/full` slots aligned), nothing forced, and `git fsck` clean.
+
+use std::path::Path;
+
+use crate::env::TestEnv;
+use crate::fixtures::{cp_ref, hex_id, path_str, queued, ref_value};
+use crate::transports::{Kind, Served};
+use crate::v2_write::{claude_session, claude_transcript, settings};
+
+const LEGACY: &str = "refs/heads/entire/checkpoints/v1";
+const MAIN: &str = "refs/entire/checkpoints/v2/main";
+const CURRENT: &str = "refs/entire/checkpoints/v2/full/current";
+
+const LEGACY_MIRROR: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}"#;
+const V2_MIRROR: &str =
+    r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror", "checkpoints_v2": true}}"#;
+const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
+
+/// Write session `sess-<tag>` into checkpoint `id` (a new checkpoint when `None`); returns the ID.
+fn write(env: &TestEnv, repo: &Path, tag: &str, id: Option<&str>) -> String {
+    let s = claude_session(env, tag, &format!("sess-{tag}"), &claude_transcript(tag, 1));
+    let mut args = vec!["write"];
+    if let Some(id) = id {
+        args.extend(["--id", id]);
+    }
+    args.push(path_str(&s));
+    env.entire(repo, &args).ok().trimmed().to_string()
+}
+
+fn tree_paths(env: &TestEnv, repo: &Path, r: &str) -> String {
+    env.git(repo, &["ls-tree", "-r", "--name-only", r])
+}
+
+fn cat(env: &TestEnv, repo: &Path, spec: &str) -> Option<String> {
+    let out = env.run(repo, "git", ["cat-file", "-p", spec]);
+    (out.status == 0).then(|| out.stdout.clone())
+}
+
+fn path_of(id: &str) -> String {
+    format!("{}/{}", &id[..2], &id[2..])
+}
+
+/// True when `old` is an ancestor of `new` in `repo` (nothing was forced).
+fn contains(env: &TestEnv, repo: &Path, old: &str, new: &str) -> bool {
+    env.run(repo, "git", ["merge-base", "--is-ancestor", old, new])
+        .status
+        == 0
+}
+
+/// The server holds every checkpoint of `ids` in every layout either clone wrote; returns a description of
+/// what is missing (empty when nothing is).
+fn missing(s: &Served, clones: &[&Path], ids: &[String], shared: &str, tags: &[&str]) -> Vec<String> {
+    let env = &s.env;
+    let server = s.path("server.git");
+    let wrote = |r: &str| clones.iter().any(|c| ref_value(env, c, r).is_some());
+    let mut out = Vec::new();
+    for id in ids {
+        if clones.iter().any(|c| ref_value(env, c, &cp_ref(id)).is_some())
+            && ref_value(env, &server, &cp_ref(id)).is_none()
+        {
+            out.push(format!("ref of {id}"));
+        }
+    }
+    for layout in [LEGACY, MAIN, CURRENT] {
+        if !wrote(layout) {
+            continue;
+        }
+        let Some(_) = ref_value(env, &server, layout) else {
+            out.push(format!("{layout} absent"));
+            continue;
+        };
+        let paths = tree_paths(env, &server, layout);
+        for id in ids {
+            if !paths.contains(&path_of(id)) {
+                out.push(format!("{id} on {layout}"));
+            }
+        }
+    }
+    // The checkpoint both wrote has every session, and v2 /full slots hold the transcript of the session
+    // that /main's slot names.
+    for (layout, transcript) in [(LEGACY, "full.jsonl"), (MAIN, "")] {
+        if !wrote(layout) {
+            continue;
+        }
+        for tag in tags {
+            let found = (0..4).find(|n| {
+                cat(env, &server, &format!("{layout}:{}/{n}/metadata.json", path_of(shared)))
+                    .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
+            });
+            let Some(n) = found else {
+                out.push(format!("session {tag} of {shared} on {layout}"));
+                continue;
+            };
+            let (raw_ref, raw) = if layout == MAIN {
+                (CURRENT, "raw_transcript")
+            } else {
+                (LEGACY, transcript)
+            };
+            let text = cat(env, &server, &format!("{raw_ref}:{}/{n}/{raw}", path_of(shared)));
+            if !text.is_some_and(|t| t.contains(&format!("of {tag}"))) {
+                out.push(format!("{raw_ref} slot {n} of {shared} is not session {tag}'s"));
+            }
+        }
+    }
+    out
+}
+
+fn two_clones_converge(kind: Kind, mode: &str) {
+    let s = Served::new(kind);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let a = s.clone_local("a");
+    let b = s.clone_local("b");
+    settings(&a, mode);
+    settings(&b, mode);
+    let shared = hex_id(7);
+    let mut ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
+    write(env, &a, "a2", Some(&shared));
+    write(env, &b, "b2", Some(&shared));
+    ids.push(write(env, &b, "b3", None));
+    ids.push(shared.clone());
+    env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
+    env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
+    env.run(&a, "git", ["push", "origin", "main"]).ok();
+    let first: Vec<(&str, Option<String>)> = [LEGACY, MAIN, CURRENT]
+        .into_iter()
+        .map(|r| (r, ref_value(env, &server, r)))
+        .collect();
+    // b's own branch lands with git's own status line; the shared refs are merged and land too.
+    let out = env.run(&b, "git", ["push", "origin", "main:refs/heads/b"]).ok();
+    assert!(out.stderr.contains("main -> b"), "{}", out.stderr);
+    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    assert_eq!(ref_value(env, &server, "refs/heads/b"), ref_value(env, &b, "refs/heads/main"));
+    let lost = missing(&s, &[&a, &b], &ids, &shared, &["a2", "b2"]);
+    assert!(lost.is_empty(), "missing after b's push: {lost:?}\n{}", out.stderr);
+    for (r, old) in first.iter() {
+        if let (Some(old), Some(new)) = (old, ref_value(env, &server, r)) {
+            assert!(contains(env, &server, old, &new), "{r} forced");
+        }
+    }
+    for r in [MAIN, CURRENT] {
+        assert!(!queued(env, &b).contains(&r.to_string()), "{r} dequeued: {:?}", queued(env, &b));
+    }
+    // The other way round: a (behind on every shared ref) writes again and pushes.
+    ids.push(write(env, &a, "a3", None));
+    let before: Vec<(&str, Option<String>)> = [LEGACY, MAIN, CURRENT]
+        .into_iter()
+        .map(|r| (r, ref_value(env, &server, r)))
+        .collect();
+    env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a again"]);
+    let out = env.run(&a, "git", ["push", "origin", "main"]).ok();
+    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    let lost = missing(&s, &[&a, &b], &ids, &shared, &["a2", "b2"]);
+    assert!(lost.is_empty(), "missing after a's second push: {lost:?}\n{}", out.stderr);
+    for (r, old) in before.iter() {
+        if let (Some(old), Some(new)) = (old, ref_value(env, &server, r)) {
+            assert!(contains(env, &server, old, &new), "{r} forced");
+        }
+    }
+    env.git(&server, &["fsck", "--no-progress", "--no-dangling"]);
+    assert!(
+        env.run(&server, "git", ["for-each-ref", "refs/entire-fetch-tmp/"])
+            .stdout
+            .is_empty(),
+        "no scratch refs on the server"
+    );
+    assert!(
+        env.git(&a, &["for-each-ref", "refs/entire-fetch-tmp/"]).is_empty(),
+        "scratch refs removed"
+    );
+}
+
+#[test]
+fn legacy_mirror_clones_converge_over_file() {
+    two_clones_converge(Kind::File, LEGACY_MIRROR);
+}
+
+#[test]
+fn v2_mirror_clones_converge_over_file() {
+    two_clones_converge(Kind::File, V2_MIRROR);
+}
+
+#[test]
+fn v2_primary_clones_converge_over_file() {
+    two_clones_converge(Kind::File, V2_PRIMARY);
+}
+
+#[test]
+fn v2_mirror_clones_converge_over_git_daemon() {
+    two_clones_converge(Kind::Daemon, V2_MIRROR);
+}
+
+#[test]
+fn v2_mirror_clones_converge_over_http() {
+    two_clones_converge(Kind::Http, V2_MIRROR);
+}
+
+#[test]
+fn v2_mirror_clones_converge_over_ssh() {
+    two_clones_converge(Kind::Ssh, V2_MIRROR);
+}
+
+#[test]
+fn v2_primary_clones_converge_over_sshd() {
+    two_clones_converge(Kind::Sshd, V2_PRIMARY);
+}
+
+/// `git entire push` (checkpoints only) recovers too, and reports the checkpoints as pushed.
+#[test]
+fn git_entire_push_recovers_diverged_v2_refs() {
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let a = s.clone_local("a");
+    let b = s.clone_local("b");
+    settings(&a, V2_PRIMARY);
+    settings(&b, V2_PRIMARY);
+    let ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
+    env.entire(&a, &["push"]).ok();
+    let out = env.entire(&b, &["push"]).ok();
+    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    let server = s.path("server.git");
+    for r in [MAIN, CURRENT] {
+        let paths = tree_paths(env, &server, r);
+        for id in &ids {
+            assert!(paths.contains(&path_of(id)), "{id} on {r}");
+        }
+        assert_eq!(ref_value(env, &server, r), ref_value(env, &b, r), "{r}");
+    }
+    assert!(queued(env, &b).is_empty(), "{:?}", queued(env, &b));
+}

@@ -1,0 +1,302 @@
+//! Fetch-and-merge recovery of shared refs the remote rejected as diverged (non-fast-forward / fetch first):
+//! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12).
+//!
+//! One attempt:
+//! 1. ONE `git fetch` brings every rejected ref's remote tip to `refs/entire-fetch-tmp/<ref, "/" → "-">`
+//!    (forced: these are scratch refs; full objects, no tags, no `FETCH_HEAD`);
+//! 2. the merges are built ([`crate::sync::merge`]): the legacy branch replayed onto the remote tip (union merge
+//!    on conflict), `v2/main` and `v2/full/current` united by checkpoint with `/full`'s slots placed as `/main`'s
+//!    (when only `/main` diverged but its merge renumbered slots, `/full/current` gets the same renumbering);
+//! 3. ONE compare-and-swap transaction moves every local ref from the tip the merge was built on to its merge
+//!    and deletes the scratch refs; a local write in between makes the transaction fail and the attempt is
+//!    redone from the new tips;
+//! 4. ONE push sends the changed refs again, fast-forward only.
+//!
+//! Bounded: [`MAX_ATTEMPTS`] attempts (another machine may push in between), then the ref is reported with the
+//! reason and stays queued. Nothing is ever forced on the remote; the user's refs are not involved.
+//!
+//! Crash safety: until step 3 nothing but the scratch refs and new objects exist; a kill -9 after step 3 leaves
+//! local refs that contain the remote's tips, which the next push sends fast-forward (v2 refs stay queued until
+//! a push confirms them). Left-over scratch refs are overwritten by the next recovery.
+
+use std::collections::BTreeMap;
+
+use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
+use crate::model::refname::{LEGACY_BRANCH, V2_FULL_CURRENT, V2_MAIN};
+use crate::store::queue::Queue;
+use crate::sync::fetch;
+use crate::sync::merge::legacy::{self, Recovered};
+use crate::sync::merge::{v2, MergeError};
+use crate::sync::push::{RefStatus, Rejection};
+use crate::sync::remote;
+
+/// Attempts (fetch, merge, push) before a ref is left queued.
+pub const MAX_ATTEMPTS: usize = 3;
+/// Where fetched remote tips are kept during a recovery.
+pub const TMP_PREFIX: &str = "refs/entire-fetch-tmp/";
+
+/// Message of a merge commit on a v2 ref.
+fn merge_message(name: &str) -> String {
+    format!(
+        "Merge remote {}\n",
+        name.trim_start_matches("refs/entire/checkpoints/")
+    )
+}
+
+/// Message of the `/full/current` commit that only renumbers slots after `/main` was merged.
+pub const RENUMBER_MESSAGE: &str = "Align session slots with merged v2/main\n";
+
+/// The scratch ref of `name`.
+pub fn tmp_ref(name: &str) -> String {
+    format!("{TMP_PREFIX}{}", name.replace('/', "-"))
+}
+
+/// True for the statuses recovery handles.
+pub fn diverged(status: &RefStatus) -> bool {
+    matches!(
+        status,
+        RefStatus::Rejected(Rejection::NonFastForward | Rejection::FetchFirst)
+    )
+}
+
+/// True for the shared refs recovery handles.
+pub fn recoverable(name: &str) -> bool {
+    [LEGACY_BRANCH, V2_MAIN, V2_FULL_CURRENT].contains(&name)
+}
+
+/// What a recovery did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Refs the remote now holds at these (local) values.
+    pub landed: Vec<(String, ObjectId)>,
+    /// Refs that were not recovered, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Round trips: fetches plus pushes.
+    pub round_trips: usize,
+}
+
+/// Sends refspecs to the remote (fast-forward only) and reports a status per destination.
+pub type Push<'a> = dyn FnMut(&[String]) -> Result<BTreeMap<String, RefStatus>, String> + 'a;
+
+/// Recover the `rejected` shared refs against the remote `remote_name` (its push URL is fetched from).
+pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut Push<'_>) -> Recovery {
+    let mut out = Recovery::default();
+    let url = match remote::resolve(Some(repo), remote_name) {
+        Ok(e) => e.push_url,
+        Err(e) => {
+            out.failed = rejected.iter().map(|r| (r.clone(), e.to_string())).collect();
+            return out;
+        }
+    };
+    let dir = remote::repo_dir(repo);
+    let who = repo.committer();
+    let mut todo: Vec<String> = rejected.to_vec();
+    for attempt in 0..MAX_ATTEMPTS {
+        if todo.is_empty() {
+            break;
+        }
+        let specs: Vec<String> = todo.iter().map(|r| format!("+{r}:{}", tmp_ref(r))).collect();
+        out.round_trips += 1;
+        if let Err(e) = fetch::fetch_refspecs(&dir, &url, &specs) {
+            out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
+            break;
+        }
+        let built = match build(repo, &dir, &todo, &who) {
+            Ok(b) => b,
+            Err(e) => {
+                out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
+                break;
+            }
+        };
+        match repo.transaction(&built.updates, "entire: merge diverged shared refs") {
+            Ok(()) => {}
+            Err(RepoError::Conflict { .. }) => {
+                tracing::debug!(target: "entire::push", attempt, "a local write moved a shared ref; merging again");
+                continue;
+            }
+            Err(e) => {
+                out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
+                break;
+            }
+        }
+        out.landed.extend(built.adopted);
+        let names: Vec<&String> = built.push.iter().map(|(n, _)| n).collect();
+        let specs: Vec<String> = names.iter().map(|n| format!("{n}:{n}")).collect();
+        todo.clear();
+        if specs.is_empty() {
+            break;
+        }
+        out.round_trips += 1;
+        let statuses = match push(&specs) {
+            Ok(s) => s,
+            Err(e) => {
+                out.failed.extend(built.push.into_iter().map(|(n, _)| (n, e.clone())));
+                break;
+            }
+        };
+        for (name, value) in built.push {
+            match statuses.get(&name) {
+                Some(s) if s.landed() => out.landed.push((name, value)),
+                Some(s) if diverged(s) && attempt + 1 < MAX_ATTEMPTS => todo.push(name),
+                Some(s) => out.failed.push((name, s.reason())),
+                None => out.failed.push((name, "no status reported".into())),
+            }
+        }
+    }
+    out.failed.extend(
+        todo.into_iter()
+            .map(|r| (r, format!("still diverged after {MAX_ATTEMPTS} attempts"))),
+    );
+    dequeue(repo, &out.landed);
+    out
+}
+
+/// The ref updates of one attempt, and what to push afterwards.
+struct Built {
+    updates: Vec<RefUpdate>,
+    /// Refs whose local value now equals the remote's (nothing to push).
+    adopted: Vec<(String, ObjectId)>,
+    /// Refs to push, at their new local values.
+    push: Vec<(String, ObjectId)>,
+}
+
+impl Built {
+    fn set(&mut self, name: &str, from: ObjectId, to: ObjectId, push: bool) {
+        if from != to {
+            self.updates.push(RefUpdate {
+                name: name.to_string(),
+                expected: Some(from),
+                new: Some(to),
+            });
+        }
+        if push {
+            self.push.push((name.to_string(), to));
+        } else {
+            self.adopted.push((name.to_string(), to));
+        }
+    }
+}
+
+fn build(repo: &Repo, dir: &std::path::Path, todo: &[String], who: &Identity) -> Result<Built, MergeError> {
+    let mut built = Built {
+        updates: Vec::new(),
+        adopted: Vec::new(),
+        push: Vec::new(),
+    };
+    let mut tips = BTreeMap::new();
+    for name in todo {
+        let tmp = tmp_ref(name);
+        let fetched = repo.find_ref(&tmp)?;
+        if let Some(f) = fetched {
+            built.updates.push(RefUpdate {
+                name: tmp,
+                expected: Some(f),
+                new: None,
+            });
+        }
+        if let Some(local) = repo.find_ref(name)? {
+            tips.insert(name.as_str(), (local, fetched));
+        }
+    }
+    if let Some(&(local, remote)) = tips.get(LEGACY_BRANCH) {
+        match remote {
+            None => built.set(LEGACY_BRANCH, local, local, true),
+            Some(remote) => match legacy::recover(repo, dir, local, remote, who)? {
+                Recovered::Ahead => built.set(LEGACY_BRANCH, local, local, true),
+                Recovered::Behind => built.set(LEGACY_BRANCH, local, remote, false),
+                Recovered::Replayed(c) | Recovered::Merged(c) => {
+                    built.set(LEGACY_BRANCH, local, c, true)
+                }
+            },
+        }
+    }
+    let main = tips.get(V2_MAIN).copied();
+    let full = tips.get(V2_FULL_CURRENT).copied();
+    build_v2(repo, dir, main, full, who, &mut built)?;
+    Ok(built)
+}
+
+/// How one v2 ref relates to its fetched remote tip.
+enum Relation {
+    Push,
+    Adopt(ObjectId),
+    Merge(ObjectId),
+}
+
+fn relation(dir: &std::path::Path, local: ObjectId, remote: Option<ObjectId>) -> Result<Relation, MergeError> {
+    Ok(match remote {
+        None => Relation::Push,
+        Some(r) if legacy::is_ancestor(dir, r, local)? => Relation::Push,
+        Some(r) if legacy::is_ancestor(dir, local, r)? => Relation::Adopt(r),
+        Some(r) => Relation::Merge(r),
+    })
+}
+
+fn build_v2(
+    repo: &Repo,
+    dir: &std::path::Path,
+    main: Option<(ObjectId, Option<ObjectId>)>,
+    full: Option<(ObjectId, Option<ObjectId>)>,
+    who: &Identity,
+    built: &mut Built,
+) -> Result<(), MergeError> {
+    let mut plans = v2::Plans::new();
+    if let Some((local, remote)) = main {
+        match relation(dir, local, remote)? {
+            Relation::Push => built.set(V2_MAIN, local, local, true),
+            Relation::Adopt(r) => built.set(V2_MAIN, local, r, false),
+            Relation::Merge(r) => {
+                let (tree, p) = v2::merge_main(repo, repo.commit_tree(local)?, repo.commit_tree(r)?)?;
+                plans = p;
+                let c = repo.write_commit(tree, &[local, r], who, who, &merge_message(V2_MAIN))?;
+                built.set(V2_MAIN, local, c, true);
+            }
+        }
+    }
+    let from_todo = full.is_some();
+    let full = match full {
+        Some(f) => Some(f),
+        // Only /main diverged: /full/current still needs /main's renumbering.
+        None if !plans.is_empty() => repo.find_ref(V2_FULL_CURRENT)?.map(|l| (l, None)),
+        None => None,
+    };
+    let Some((local, remote)) = full else {
+        return Ok(());
+    };
+    let local_tree = repo.commit_tree(local)?;
+    match relation(dir, local, remote)? {
+        Relation::Adopt(r) if plans.is_empty() => built.set(V2_FULL_CURRENT, local, r, false),
+        Relation::Push => {
+            let tree = v2::merge_full(repo, local_tree, None, &plans)?;
+            if tree != local_tree {
+                let c = repo.write_commit(tree, &[local], who, who, RENUMBER_MESSAGE)?;
+                built.set(V2_FULL_CURRENT, local, c, true);
+            } else if from_todo {
+                built.set(V2_FULL_CURRENT, local, local, true);
+            }
+        }
+        Relation::Adopt(r) | Relation::Merge(r) => {
+            let tree = v2::merge_full(repo, local_tree, Some(repo.commit_tree(r)?), &plans)?;
+            let message = merge_message(V2_FULL_CURRENT);
+            let c = repo.write_commit(tree, &[local, r], who, who, &message)?;
+            built.set(V2_FULL_CURRENT, local, c, true);
+        }
+    }
+    Ok(())
+}
+
+/// Drop the landed v2 refs from the push queue (only if they still have the value that landed).
+fn dequeue(repo: &Repo, landed: &[(String, ObjectId)]) {
+    let v2: Vec<(String, ObjectId)> = landed
+        .iter()
+        .filter(|(n, _)| n != LEGACY_BRANCH)
+        .cloned()
+        .collect();
+    if v2.is_empty() {
+        return;
+    }
+    let queue = Queue::new(&repo.common_dir());
+    if let Err(e) = queue.remove_if_unchanged(&v2, |r| repo.find_ref(r).ok().flatten()) {
+        tracing::debug!(target: "entire::push", "cannot update the push queue after a recovery: {e}");
+    }
+}
