@@ -22,6 +22,7 @@ mod remote_resolution;
 mod servers;
 mod shared_push;
 mod shared_recover;
+mod shared_rotation;
 mod storage_exits;
 mod storage_formats;
 mod storage_locks;

@@ -198,7 +198,8 @@ pub fn run(
         shared.finish(transport, &mut statuses, &[], options, &mut outcome);
         return outcome;
     };
-    let names: Vec<&str> = batch.entries().iter().map(|e| e.name.as_str()).collect();
+    let mut names: Vec<&str> = batch.entries().iter().map(|e| e.name.as_str()).collect();
+    names.extend(shared.plan.archives.iter().map(String::as_str));
     transport.checkpoint_destinations(&names);
     let pushing = std::time::Instant::now();
     let mut cp_statuses = push_both(

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use crate::git::repo::Repo;
-use crate::model::refname::{self, LEGACY_BRANCH};
-use crate::sync::shared::{recover, state, which, Plan};
+use crate::model::refname::{self, LEGACY_BRANCH, V2_FULL_CURRENT};
+use crate::sync::shared::{publish, recover, state, which, Plan};
 
 use super::{Outcome, PushOptions, PushSpec, PushTransport, RefStatus, Staged};
 
@@ -88,6 +88,15 @@ impl<'a> Shared<'a> {
                 diverged.push(e.name.clone());
             }
         }
+        // A pending archive the remote holds with other content: publish through the recovery (it folds).
+        let archive_diverged = self.plan.archives.iter().any(|a| {
+            statuses
+                .get(a)
+                .is_some_and(|s| recover::diverged(s) || matches!(s, RefStatus::Rejected(super::Rejection::AlreadyExists)))
+        });
+        if archive_diverged && !diverged.iter().any(|n| n == V2_FULL_CURRENT) {
+            diverged.push(V2_FULL_CURRENT.to_string());
+        }
         let recovery = self.recover(transport, &diverged, options);
         let mut recovered = BTreeMap::new();
         for (name, value) in &recovery.landed {
@@ -120,6 +129,20 @@ impl<'a> Shared<'a> {
                 (None, None) => outcome.notes.push(format!(
                     "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed (no status reported)"
                 )),
+            }
+        }
+        if !options.dry_run && !self.plan.archives.is_empty() {
+            let current = recovered.contains_key(V2_FULL_CURRENT)
+                || statuses.get(V2_FULL_CURRENT).is_some_and(RefStatus::landed);
+            let archives: Vec<&str> = self
+                .plan
+                .archives
+                .iter()
+                .filter(|a| statuses.get(*a).is_some_and(RefStatus::landed))
+                .map(String::as_str)
+                .collect();
+            if let (true, Some(repo)) = (current, self.repo) {
+                publish::landed(repo, &archives);
             }
         }
         if !options.dry_run {
@@ -155,13 +178,15 @@ impl<'a> Shared<'a> {
                 ..Default::default()
             };
         };
-        let separate = PushOptions {
-            atomic: false,
-            cas: Vec::new(),
-            force_if_includes: false,
-            ..options.clone()
+        let mut push = |specs: &[String], leases: &[String], atomic: bool| {
+            let separate = PushOptions {
+                atomic,
+                cas: leases.to_vec(),
+                force_if_includes: false,
+                ..options.clone()
+            };
+            transport.push(specs, &separate).map_err(|f| f.message)
         };
-        let mut push = |specs: &[String]| transport.push(specs, &separate).map_err(|f| f.message);
         let recovery = recover::recover(repo, remote, diverged, &mut push);
         tracing::debug!(target: "entire::push", round_trips = recovery.round_trips, landed = recovery.landed.len(), failed = recovery.failed.len(), "shared-ref recovery");
         recovery

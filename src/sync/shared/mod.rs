@@ -6,6 +6,7 @@
 //!   (`v2/main`, `v2/full/current`, archives) are queued by the v2 store and travel through the checkpoint glob.
 //! - [`recover`]: fetch-and-merge recovery of the shared refs a push found diverged (merges in
 //!   [`crate::sync::merge`]).
+//! - [`publish`]: a locally rotated generation goes out as archives plus the reset `current` (lease, atomic).
 //! - [`state`]: the last value each shared ref was seen at on each remote (what a push confirmed), for
 //!   `git entire status`.
 //!
@@ -20,6 +21,7 @@
 //! Failure modes: reading the rollout or the state file fails soft (logged; the push goes on without the shared
 //! refs); recording the state is best effort (a lost record only makes `status` less informed).
 
+pub mod publish;
 pub mod recover;
 pub mod state;
 pub mod which;

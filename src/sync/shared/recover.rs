@@ -30,6 +30,8 @@ use crate::sync::merge::{v2, MergeError};
 use crate::sync::push::{RefStatus, Rejection};
 use crate::sync::remote;
 
+use super::publish;
+
 /// Attempts (fetch, merge, push) before a ref is left queued.
 pub const MAX_ATTEMPTS: usize = 3;
 /// Where fetched remote tips are kept during a recovery.
@@ -75,8 +77,10 @@ pub struct Recovery {
     pub round_trips: usize,
 }
 
-/// Sends refspecs to the remote (fast-forward only) and reports a status per destination.
-pub type Push<'a> = dyn FnMut(&[String]) -> Result<BTreeMap<String, RefStatus>, String> + 'a;
+/// Sends refspecs to the remote (fast-forward only; `leases` are `--force-with-lease` values, `atomic` makes it
+/// all-or-nothing) and reports a status per destination.
+pub type Push<'a> =
+    dyn FnMut(&[String], &[String], bool) -> Result<BTreeMap<String, RefStatus>, String> + 'a;
 
 /// Recover the `rejected` shared refs against the remote `remote_name` (its push URL is fetched from).
 pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut Push<'_>) -> Recovery {
@@ -95,13 +99,22 @@ pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut P
         if todo.is_empty() {
             break;
         }
-        let specs: Vec<String> = todo.iter().map(|r| format!("+{r}:{}", tmp_ref(r))).collect();
+        let archives = if todo.iter().any(|r| r == V2_FULL_CURRENT) {
+            publish::pending_archives(repo)
+        } else {
+            Vec::new()
+        };
+        let specs: Vec<String> = todo
+            .iter()
+            .chain(&archives)
+            .map(|r| format!("+{r}:{}", tmp_ref(r)))
+            .collect();
         out.round_trips += 1;
         if let Err(e) = fetch::fetch_refspecs(&dir, &url, &specs) {
             out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
             break;
         }
-        let built = match build(repo, &dir, &todo, &who) {
+        let built = match build(repo, &dir, &todo, &archives, &who) {
             Ok(b) => b,
             Err(e) => {
                 out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
@@ -120,14 +133,18 @@ pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut P
             }
         }
         out.landed.extend(built.adopted);
+        todo.clear();
+        if let Some(p) = built.publish {
+            out.round_trips += 1;
+            publish_rotation(repo, p, push, &mut out);
+        }
         let names: Vec<&String> = built.push.iter().map(|(n, _)| n).collect();
         let specs: Vec<String> = names.iter().map(|n| format!("{n}:{n}")).collect();
-        todo.clear();
         if specs.is_empty() {
             break;
         }
         out.round_trips += 1;
-        let statuses = match push(&specs) {
+        let statuses = match push(&specs, &[], false) {
             Ok(s) => s,
             Err(e) => {
                 out.failed.extend(built.push.into_iter().map(|(n, _)| (n, e.clone())));
@@ -151,8 +168,49 @@ pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut P
     out
 }
 
+/// Push a rotated generation: its archives, and the reset `current` with its lease, all or nothing.
+fn publish_rotation(repo: &Repo, p: publish::Publish, push: &mut Push<'_>, out: &mut Recovery) {
+    let mut refs = p.archives.clone();
+    let mut leases = Vec::new();
+    if let publish::Current::Lease(lease) = &p.current {
+        if let Some(c) = repo.find_ref(V2_FULL_CURRENT).ok().flatten() {
+            refs.push((V2_FULL_CURRENT.to_string(), c));
+            leases.push(lease.clone());
+        }
+    }
+    if refs.is_empty() {
+        return;
+    }
+    let specs: Vec<String> = refs.iter().map(|(n, _)| format!("{n}:{n}")).collect();
+    let statuses = match push(&specs, &leases, true) {
+        Ok(s) => s,
+        Err(e) => {
+            out.failed.push((V2_FULL_CURRENT.to_string(), e));
+            return;
+        }
+    };
+    let refused = refs.iter().find_map(|(n, _)| match statuses.get(n) {
+        Some(s) if s.landed() => None,
+        Some(s) if n != V2_FULL_CURRENT => Some(format!(
+            "archive {n} was not published ({}); an archive is never overwritten",
+            s.reason()
+        )),
+        Some(s) => Some(s.reason()),
+        None => Some(format!("no status reported for {n}")),
+    });
+    match refused {
+        Some(why) => out.failed.push((V2_FULL_CURRENT.to_string(), why)),
+        None => {
+            out.landed.extend(refs);
+            publish::done(repo, &p.records);
+        }
+    }
+}
+
 /// The ref updates of one attempt, and what to push afterwards.
 struct Built {
+    /// A locally rotated `current` to publish instead of merging.
+    publish: Option<publish::Publish>,
     updates: Vec<RefUpdate>,
     /// Refs whose local value now equals the remote's (nothing to push).
     adopted: Vec<(String, ObjectId)>,
@@ -177,14 +235,22 @@ impl Built {
     }
 }
 
-fn build(repo: &Repo, dir: &std::path::Path, todo: &[String], who: &Identity) -> Result<Built, MergeError> {
+fn build(
+    repo: &Repo,
+    dir: &std::path::Path,
+    todo: &[String],
+    archives: &[String],
+    who: &Identity,
+) -> Result<Built, MergeError> {
     let mut built = Built {
+        publish: None,
         updates: Vec::new(),
         adopted: Vec::new(),
         push: Vec::new(),
     };
     let mut tips = BTreeMap::new();
-    for name in todo {
+    let mut remote_archives = BTreeMap::new();
+    for name in todo.iter().chain(archives) {
         let tmp = tmp_ref(name);
         let fetched = repo.find_ref(&tmp)?;
         if let Some(f) = fetched {
@@ -194,7 +260,9 @@ fn build(repo: &Repo, dir: &std::path::Path, todo: &[String], who: &Identity) ->
                 new: None,
             });
         }
-        if let Some(local) = repo.find_ref(name)? {
+        if archives.contains(name) {
+            remote_archives.insert(name.clone(), fetched);
+        } else if let Some(local) = repo.find_ref(name)? {
             tips.insert(name.as_str(), (local, fetched));
         }
     }
@@ -211,8 +279,20 @@ fn build(repo: &Repo, dir: &std::path::Path, todo: &[String], who: &Identity) ->
         }
     }
     let main = tips.get(V2_MAIN).copied();
-    let full = tips.get(V2_FULL_CURRENT).copied();
-    build_v2(repo, dir, main, full, who, &mut built)?;
+    let mut full = tips.get(V2_FULL_CURRENT).copied();
+    if let Some((local, remote)) = full {
+        if let publish::Decision::Publish(p) =
+            publish::plan(repo, dir, local, remote, &remote_archives, who)?
+        {
+            built.updates.extend(p.updates.iter().cloned());
+            if p.current != publish::Current::Merge {
+                full = None;
+            }
+            built.publish = Some(p);
+        }
+    }
+    let rotating = tips.contains_key(V2_FULL_CURRENT) && full.is_none();
+    build_v2(repo, dir, main, full, rotating, who, &mut built)?;
     Ok(built)
 }
 
@@ -237,6 +317,7 @@ fn build_v2(
     dir: &std::path::Path,
     main: Option<(ObjectId, Option<ObjectId>)>,
     full: Option<(ObjectId, Option<ObjectId>)>,
+    rotating: bool,
     who: &Identity,
     built: &mut Built,
 ) -> Result<(), MergeError> {
@@ -257,7 +338,9 @@ fn build_v2(
     let full = match full {
         Some(f) => Some(f),
         // Only /main diverged: /full/current still needs /main's renumbering.
-        None if !plans.is_empty() => repo.find_ref(V2_FULL_CURRENT)?.map(|l| (l, None)),
+        None if !plans.is_empty() && !rotating => {
+            repo.find_ref(V2_FULL_CURRENT)?.map(|l| (l, None))
+        }
         None => None,
     };
     let Some((local, remote)) = full else {

@@ -6,6 +6,8 @@
 use crate::git::repo::{ObjectId, Repo};
 use crate::model::refname::{LEGACY_BRANCH, LEGACY_BRANCH_SHORT};
 use crate::store::settings::{self, Backend};
+use crate::store::v2::layout;
+use crate::store::v2::pending::Pending;
 
 use super::state;
 
@@ -26,20 +28,25 @@ pub enum Legacy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub legacy: Legacy,
+    /// Archives of pending rotation publications that exist locally: they travel with the push (never
+    /// forced), so a remote never gets a reset `current` without the archive of its old generation.
+    pub archives: Vec<String>,
 }
 
 impl Plan {
     /// Nothing beyond the queue.
     pub const NONE: Plan = Plan {
         legacy: Legacy::Skip,
+        archives: Vec::new(),
     };
 
     /// Refspecs that go into the combined push.
     pub fn together(&self) -> Vec<String> {
-        match self.legacy {
-            Legacy::Together(_) => vec![legacy_spec()],
-            _ => Vec::new(),
+        let mut out: Vec<String> = self.archives.iter().map(|a| format!("{a}:{a}")).collect();
+        if let Legacy::Together(_) = self.legacy {
+            out.push(legacy_spec());
         }
+        out
     }
 }
 
@@ -61,8 +68,12 @@ fn mirrors_legacy(repo: &Repo) -> bool {
 
 /// Decide the plan for a push of `user_dsts` to `remote` (a configured remote's name, when known).
 pub fn plan(repo: &Repo, user_dsts: &[&str], remote: Option<&str>) -> Plan {
+    let archives = pending_archives(repo);
     if !mirrors_legacy(repo) || user_dsts.contains(&LEGACY_BRANCH) {
-        return Plan::NONE;
+        return Plan {
+            archives,
+            ..Plan::NONE
+        };
     }
     let tip = match repo.find_ref(LEGACY_BRANCH) {
         Ok(Some(t)) => t,
@@ -76,7 +87,26 @@ pub fn plan(repo: &Repo, user_dsts: &[&str], remote: Option<&str>) -> Plan {
         _ if pushes_branch => Legacy::AfterUserBranch(tip),
         _ => Legacy::Guarded,
     };
-    Plan { legacy }
+    Plan { legacy, archives }
+}
+
+/// Archive refs named by pending rotation publications that exist locally (unreadable records: none, logged).
+fn pending_archives(repo: &Repo) -> Vec<String> {
+    let records = match Pending::new(&repo.common_dir()).list() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(target: "entire::push", "pending publications unreadable: {e}");
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<String> = records
+        .into_iter()
+        .map(|r| r.archive_ref_name)
+        .filter(|a| layout::archive_number(a).is_some() && matches!(repo.find_ref(a), Ok(Some(_))))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// True when `remote` is known to hold a branch of the user's (a remote-tracking branch other than `HEAD` and
