@@ -84,9 +84,19 @@ fn a_diverged_legacy_branch_is_merged_and_the_user_push_lands() {
         "the user's push landed"
     );
     let merged = ref_value(env, &server, LEGACY).expect("legacy branch");
-    assert_eq!(Some(&merged), ref_value(env, &local, LEGACY).as_ref(), "local and remote agree");
+    assert_eq!(
+        Some(&merged),
+        ref_value(env, &local, LEGACY).as_ref(),
+        "local and remote agree"
+    );
     assert!(
-        env.run(&server, "git", ["merge-base", "--is-ancestor", &remote_legacy, &merged]).status == 0,
+        env.run(
+            &server,
+            "git",
+            ["merge-base", "--is-ancestor", &remote_legacy, &merged]
+        )
+        .status
+            == 0,
         "never forced"
     );
     // Both checkpoints are on the branch: the local one was replayed onto the remote tip.
@@ -116,9 +126,17 @@ fn a_refused_legacy_branch_is_one_line_and_the_user_push_lands() {
         "the user's push landed"
     );
     assert_eq!(ref_value(env, &server, LEGACY), None, "refused");
-    let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains(LEGACY)).collect();
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("entire:") && l.contains(LEGACY))
+        .collect();
     assert_eq!(lines.len(), 1, "one line: {}", out.stderr);
-    assert!(lines[0].contains("not pushed"), "{}", out.stderr);
+    assert!(
+        lines[0].contains("not pushed (hook declined)"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -52,13 +52,21 @@ fn contains(env: &TestEnv, repo: &Path, old: &str, new: &str) -> bool {
 
 /// The server holds every checkpoint of `ids` in every layout either clone wrote; returns a description of
 /// what is missing (empty when nothing is).
-fn missing(s: &Served, clones: &[&Path], ids: &[String], shared: &str, tags: &[&str]) -> Vec<String> {
+fn missing(
+    s: &Served,
+    clones: &[&Path],
+    ids: &[String],
+    shared: &str,
+    tags: &[&str],
+) -> Vec<String> {
     let env = &s.env;
     let server = s.path("server.git");
     let wrote = |r: &str| clones.iter().any(|c| ref_value(env, c, r).is_some());
     let mut out = Vec::new();
     for id in ids {
-        if clones.iter().any(|c| ref_value(env, c, &cp_ref(id)).is_some())
+        if clones
+            .iter()
+            .any(|c| ref_value(env, c, &cp_ref(id)).is_some())
             && ref_value(env, &server, &cp_ref(id)).is_none()
         {
             out.push(format!("ref of {id}"));
@@ -87,8 +95,12 @@ fn missing(s: &Served, clones: &[&Path], ids: &[String], shared: &str, tags: &[&
         }
         for tag in tags {
             let found = (0..4).find(|n| {
-                cat(env, &server, &format!("{layout}:{}/{n}/metadata.json", path_of(shared)))
-                    .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
+                cat(
+                    env,
+                    &server,
+                    &format!("{layout}:{}/{n}/metadata.json", path_of(shared)),
+                )
+                .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
             });
             let Some(n) = found else {
                 out.push(format!("session {tag} of {shared} on {layout}"));
@@ -99,9 +111,15 @@ fn missing(s: &Served, clones: &[&Path], ids: &[String], shared: &str, tags: &[&
             } else {
                 (LEGACY, transcript)
             };
-            let text = cat(env, &server, &format!("{raw_ref}:{}/{n}/{raw}", path_of(shared)));
+            let text = cat(
+                env,
+                &server,
+                &format!("{raw_ref}:{}/{n}/{raw}", path_of(shared)),
+            );
             if !text.is_some_and(|t| t.contains(&format!("of {tag}"))) {
-                out.push(format!("{raw_ref} slot {n} of {shared} is not session {tag}'s"));
+                out.push(format!(
+                    "{raw_ref} slot {n} of {shared} is not session {tag}'s"
+                ));
             }
         }
     }
@@ -130,19 +148,32 @@ fn two_clones_converge(kind: Kind, mode: &str) {
         .map(|r| (r, ref_value(env, &server, r)))
         .collect();
     // b's own branch lands with git's own status line; the shared refs are merged and land too.
-    let out = env.run(&b, "git", ["push", "origin", "main:refs/heads/b"]).ok();
+    let out = env
+        .run(&b, "git", ["push", "origin", "main:refs/heads/b"])
+        .ok();
     assert!(out.stderr.contains("main -> b"), "{}", out.stderr);
     assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
-    assert_eq!(ref_value(env, &server, "refs/heads/b"), ref_value(env, &b, "refs/heads/main"));
+    assert_eq!(
+        ref_value(env, &server, "refs/heads/b"),
+        ref_value(env, &b, "refs/heads/main")
+    );
     let lost = missing(&s, &[&a, &b], &ids, &shared, &["a2", "b2"]);
-    assert!(lost.is_empty(), "missing after b's push: {lost:?}\n{}", out.stderr);
+    assert!(
+        lost.is_empty(),
+        "missing after b's push: {lost:?}\n{}",
+        out.stderr
+    );
     for (r, old) in first.iter() {
         if let (Some(old), Some(new)) = (old, ref_value(env, &server, r)) {
             assert!(contains(env, &server, old, &new), "{r} forced");
         }
     }
     for r in [MAIN, CURRENT] {
-        assert!(!queued(env, &b).contains(&r.to_string()), "{r} dequeued: {:?}", queued(env, &b));
+        assert!(
+            !queued(env, &b).contains(&r.to_string()),
+            "{r} dequeued: {:?}",
+            queued(env, &b)
+        );
     }
     // The other way round: a (behind on every shared ref) writes again and pushes.
     ids.push(write(env, &a, "a3", None));
@@ -154,7 +185,11 @@ fn two_clones_converge(kind: Kind, mode: &str) {
     let out = env.run(&a, "git", ["push", "origin", "main"]).ok();
     assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
     let lost = missing(&s, &[&a, &b], &ids, &shared, &["a2", "b2"]);
-    assert!(lost.is_empty(), "missing after a's second push: {lost:?}\n{}", out.stderr);
+    assert!(
+        lost.is_empty(),
+        "missing after a's second push: {lost:?}\n{}",
+        out.stderr
+    );
     for (r, old) in before.iter() {
         if let (Some(old), Some(new)) = (old, ref_value(env, &server, r)) {
             assert!(contains(env, &server, old, &new), "{r} forced");
@@ -168,7 +203,8 @@ fn two_clones_converge(kind: Kind, mode: &str) {
         "no scratch refs on the server"
     );
     assert!(
-        env.git(&a, &["for-each-ref", "refs/entire-fetch-tmp/"]).is_empty(),
+        env.git(&a, &["for-each-ref", "refs/entire-fetch-tmp/"])
+            .is_empty(),
         "scratch refs removed"
     );
 }

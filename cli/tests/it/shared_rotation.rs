@@ -65,15 +65,26 @@ fn both_clones_rotate_before_pushing_and_nothing_is_lost_or_overwritten() {
     let first = refs(env, &server, FULL);
     assert_eq!(first.len(), 2, "a's archive and current landed: {first:?}");
     env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
-    let out = env.run(&b, "git", ["push", "origin", "main:refs/heads/b"]).ok();
-    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    let out_b = env
+        .run(&b, "git", ["push", "origin", "main:refs/heads/b"])
+        .ok();
+    assert!(!out_b.stderr.contains("not pushed"), "{}", out_b.stderr);
     ids.push(write(env, &a, "a5"));
+    env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a again"]);
     let out = env.run(&a, "git", ["push", "origin", "main"]).ok();
     assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    let why = format!("{}\n{}", out_b.stderr, out.stderr);
     let main_paths = env.git(&server, &["ls-tree", "-r", "--name-only", MAIN]);
     for (id, holders) in generations(env, &server, &ids) {
-        assert!(main_paths.contains(&path_of(&id)), "{id} on v2/main");
-        assert_eq!(holders.len(), 1, "{id} in exactly one generation: {holders:?}");
+        assert!(
+            main_paths.contains(&path_of(&id)),
+            "{id} on v2/main\n{main_paths}\n{why}"
+        );
+        assert_eq!(
+            holders.len(),
+            1,
+            "{id} in exactly one generation: {holders:?}"
+        );
     }
     for (name, old) in first {
         let now = refs(env, &server, &name)
@@ -83,7 +94,9 @@ fn both_clones_rotate_before_pushing_and_nothing_is_lost_or_overwritten() {
             .expect("still there");
         if !name.ends_with("/current") {
             assert!(
-                env.run(&server, "git", ["merge-base", "--is-ancestor", &old, &now]).status == 0,
+                env.run(&server, "git", ["merge-base", "--is-ancestor", &old, &now])
+                    .status
+                    == 0,
                 "{name} not overwritten"
             );
         }

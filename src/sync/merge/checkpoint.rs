@@ -84,7 +84,8 @@ fn read(repo: &Repo, cp: ObjectId, what: &str) -> Result<Read, MergeError> {
             continue;
         }
         if e.name == METADATA && !e.is_tree {
-            out.root = RootMetadata::parse(&repo.read_blob(e.id)?, &format!("{what}/{METADATA}")).ok();
+            out.root =
+                RootMetadata::parse(&repo.read_blob(e.id)?, &format!("{what}/{METADATA}")).ok();
             continue;
         }
         out.others.push(e);
@@ -112,7 +113,8 @@ fn read(repo: &Repo, cp: ObjectId, what: &str) -> Result<Read, MergeError> {
 }
 
 fn slot_tree(list: &[Slot<ObjectId>], n: Option<usize>) -> Option<ObjectId> {
-    n.and_then(|n| list.iter().find(|s| s.n == n)).map(|s| s.content)
+    n.and_then(|n| list.iter().find(|s| s.n == n))
+        .map(|s| s.content)
 }
 
 /// Merge checkpoint `id` of `layout` that both sides wrote; returns the merged subtree and the slot plan.
@@ -146,7 +148,11 @@ pub fn merge(
             .into_iter()
             .map(|e| e.name)
             .collect();
-        paths.push(session_paths(layout, &format!("/{path}/{}", p.slot), &names));
+        paths.push(session_paths(
+            layout,
+            &format!("/{path}/{}", p.slot),
+            &names,
+        ));
         entries.push(TreeEntry {
             name: p.slot.to_string(),
             id: tree,
@@ -178,7 +184,11 @@ pub fn apply(
         let others = repo
             .tree_entries(cp)?
             .into_iter()
-            .filter(|e| !numbered.iter().any(|(n, t)| n.to_string() == e.name && *t == e.id))
+            .filter(|e| {
+                !numbered
+                    .iter()
+                    .any(|(n, t)| n.to_string() == e.name && *t == e.id)
+            })
             .collect();
         let slots = numbered
             .into_iter()
@@ -198,7 +208,8 @@ pub fn apply(
             Side::Local => ((&l, Side::Local), (&r, Side::Remote)),
             Side::Remote => ((&r, Side::Remote), (&l, Side::Local)),
         };
-        let tree = slot_tree(first.0, p.on(first.1)).or_else(|| slot_tree(second.0, p.on(second.1)));
+        let tree =
+            slot_tree(first.0, p.on(first.1)).or_else(|| slot_tree(second.0, p.on(second.1)));
         if let Some(tree) = tree {
             entries.push(TreeEntry {
                 name: p.slot.to_string(),
@@ -256,12 +267,20 @@ mod tests {
     fn session_paths_table() {
         let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            session_paths(Layout::V2Main, "/ab/cd/1", &names(&["metadata.json", "transcript.jsonl", "transcript_hash.txt"])),
+            session_paths(
+                Layout::V2Main,
+                "/ab/cd/1",
+                &names(&["metadata.json", "transcript.jsonl", "transcript_hash.txt"])
+            ),
             serde_json::json!({"metadata": "/ab/cd/1/metadata.json", "transcript": "/ab/cd/1/transcript.jsonl",
                                "context": "", "content_hash": "/ab/cd/1/transcript_hash.txt", "prompt": ""})
         );
         assert_eq!(
-            session_paths(Layout::Legacy, "/ab/cd/0", &names(&["metadata.json", "full.jsonl", "prompt.txt"])),
+            session_paths(
+                Layout::Legacy,
+                "/ab/cd/0",
+                &names(&["metadata.json", "full.jsonl", "prompt.txt"])
+            ),
             serde_json::json!({"metadata": "/ab/cd/0/metadata.json", "transcript": "/ab/cd/0/full.jsonl",
                                "prompt": "/ab/cd/0/prompt.txt"})
         );

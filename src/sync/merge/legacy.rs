@@ -40,7 +40,12 @@ pub fn is_ancestor(dir: &Path, a: ObjectId, b: ObjectId) -> Result<bool, MergeEr
         return Ok(true);
     }
     let mut cmd = gitcmd::git();
-    cmd.arg("-C").arg(dir).args(["merge-base", "--is-ancestor", &a.to_string(), &b.to_string()]);
+    cmd.arg("-C").arg(dir).args([
+        "merge-base",
+        "--is-ancestor",
+        &a.to_string(),
+        &b.to_string(),
+    ]);
     let out = gitcmd::output(&mut cmd)?;
     match out.status.code() {
         Some(0) => Ok(true),
@@ -79,11 +84,12 @@ pub fn recover(
     let list = gitcmd::run_ok(&mut cmd)?;
     let mut tip = remote;
     for line in list.lines().filter(|l| !l.trim().is_empty()) {
-        let commit = ObjectId::from_hex(line.trim().as_bytes()).map_err(|_| RepoError::BadObject {
-            what: "listing local-only legacy commits".into(),
-            id: local,
-            kind: "commit",
-        })?;
+        let commit =
+            ObjectId::from_hex(line.trim().as_bytes()).map_err(|_| RepoError::BadObject {
+                what: "listing local-only legacy commits".into(),
+                id: local,
+                kind: "commit",
+            })?;
         match replay_one(repo, commit, tip, who)? {
             Some(next) => tip = next,
             None => return union_merge(repo, local, remote, who).map(Recovered::Merged),
@@ -122,7 +128,11 @@ fn pairs(
     before: Vec<TreeEntry>,
     after: Vec<TreeEntry>,
 ) -> Vec<(String, Option<TreeEntry>, Option<TreeEntry>)> {
-    let mut names: Vec<String> = before.iter().chain(&after).map(|e| e.name.clone()).collect();
+    let mut names: Vec<String> = before
+        .iter()
+        .chain(&after)
+        .map(|e| e.name.clone())
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -201,10 +211,12 @@ pub fn union_merge(
             continue; // only the remote has it: kept
         };
         let merged = match theirs {
-            Some(t) if t.is_tree && ours.is_tree => match CheckpointId::parse(&path.replace('/', "")) {
-                Ok(id) => checkpoint::merge(repo, Layout::Legacy, &id, ours.id, t.id)?.0,
-                Err(_) => checkpoint::union(repo, ours.id, t.id)?,
-            },
+            Some(t) if t.is_tree && ours.is_tree => {
+                match CheckpointId::parse(&path.replace('/', "")) {
+                    Ok(id) => checkpoint::merge(repo, Layout::Legacy, &id, ours.id, t.id)?.0,
+                    Err(_) => checkpoint::union(repo, ours.id, t.id)?,
+                }
+            }
             _ => ours.id,
         };
         edits.push((path, TreeEntry { id: merged, ..ours }));

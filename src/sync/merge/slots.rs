@@ -190,7 +190,12 @@ mod tests {
                 vec![s(0, "", 6)],
                 vec![p(0, R, 0, None), p(1, L, 0, None)],
             ),
-            ("nothing local", vec![], vec![s(0, "a", 1)], vec![p(0, R, 0, None)]),
+            (
+                "nothing local",
+                vec![],
+                vec![s(0, "a", 1)],
+                vec![p(0, R, 0, None)],
+            ),
         ];
         for (name, local, remote, want) in cases {
             assert_eq!(plan(&local, &remote), want, "{name}");
@@ -204,7 +209,11 @@ mod tests {
             let mut seen = BTreeSet::new();
             m.into_iter()
                 .map(|(n, (owner, content))| {
-                    let owner = if owner > 0 && seen.insert(owner) { owner } else { 0 };
+                    let owner = if owner > 0 && seen.insert(owner) {
+                        owner
+                    } else {
+                        0
+                    };
                     Slot {
                         n,
                         owner: (owner > 0).then(|| format!("s{owner}")),

@@ -21,7 +21,10 @@ use super::MergeError;
 /// Slot plans of the checkpoints merged on `/main`, by checkpoint path (`<aa>/<rest>`).
 pub type Plans = BTreeMap<String, Vec<Placed>>;
 
-fn by_path(repo: &Repo, root: ObjectId) -> Result<Vec<(String, ObjectId, crate::CheckpointId)>, MergeError> {
+fn by_path(
+    repo: &Repo,
+    root: ObjectId,
+) -> Result<Vec<(String, ObjectId, crate::CheckpointId)>, MergeError> {
     Ok(layout::checkpoints(repo, root, |_| {})?
         .into_iter()
         .map(|(id, tree)| (layout::checkpoint_path(&id), tree, id))
@@ -29,7 +32,11 @@ fn by_path(repo: &Repo, root: ObjectId) -> Result<Vec<(String, ObjectId, crate::
 }
 
 /// Merge two `/main` root trees; returns the merged tree and the slot plans of the checkpoints both wrote.
-pub fn merge_main(repo: &Repo, local: ObjectId, remote: ObjectId) -> Result<(ObjectId, Plans), MergeError> {
+pub fn merge_main(
+    repo: &Repo,
+    local: ObjectId,
+    remote: ObjectId,
+) -> Result<(ObjectId, Plans), MergeError> {
     let theirs: HashMap<String, ObjectId> = by_path(repo, remote)?
         .into_iter()
         .map(|(p, t, _)| (p, t))
@@ -60,7 +67,10 @@ pub fn merge_full(
     plans: &Plans,
 ) -> Result<ObjectId, MergeError> {
     let theirs: HashMap<String, ObjectId> = match remote {
-        Some(r) => by_path(repo, r)?.into_iter().map(|(p, t, _)| (p, t)).collect(),
+        Some(r) => by_path(repo, r)?
+            .into_iter()
+            .map(|(p, t, _)| (p, t))
+            .collect(),
         None => HashMap::new(),
     };
     let mut edits = Vec::new();
@@ -83,7 +93,11 @@ pub fn merge_full(
     put_all(repo, remote.unwrap_or(local), &edits)
 }
 
-fn put_all(repo: &Repo, base: ObjectId, edits: &[(String, ObjectId)]) -> Result<ObjectId, MergeError> {
+fn put_all(
+    repo: &Repo,
+    base: ObjectId,
+    edits: &[(String, ObjectId)],
+) -> Result<ObjectId, MergeError> {
     if edits.is_empty() {
         return Ok(base);
     }
@@ -132,21 +146,39 @@ mod tests {
     fn slot(repo: &Repo, n: usize, sid: &str) -> (TreeEntry, TreeEntry) {
         let meta = format!("{{\"session_id\": \"{sid}\", \"checkpoints_count\": 1}}");
         let main = dir(repo, &n.to_string(), &[blob(repo, "metadata.json", &meta)]);
-        let full = dir(repo, &n.to_string(), &[blob(repo, "raw_transcript", &format!("raw of {sid}"))]);
+        let full = dir(
+            repo,
+            &n.to_string(),
+            &[blob(repo, "raw_transcript", &format!("raw of {sid}"))],
+        );
         (main, full)
     }
 
     /// `/main` and `/full` roots with checkpoint `ab/cdef012345` holding `sids` and one other checkpoint.
     fn side(repo: &Repo, sids: &[&str], other: &str) -> (ObjectId, ObjectId) {
-        let (mains, fulls): (Vec<_>, Vec<_>) =
-            sids.iter().enumerate().map(|(n, s)| slot(repo, n, s)).unzip();
+        let (mains, fulls): (Vec<_>, Vec<_>) = sids
+            .iter()
+            .enumerate()
+            .map(|(n, s)| slot(repo, n, s))
+            .unzip();
         let mut mains = mains;
-        mains.push(blob(repo, "metadata.json", "{\"checkpoint_id\": \"abcdef012345\"}"));
+        mains.push(blob(
+            repo,
+            "metadata.json",
+            "{\"checkpoint_id\": \"abcdef012345\"}",
+        ));
         let (om, of) = slot(repo, 0, other);
         let root = |cp: Vec<TreeEntry>, o: TreeEntry| {
             let shard = dir(repo, "ab", &[dir(repo, "cdef012345", &cp)]);
             let other = dir(repo, other, &[o]);
-            let oshard = dir(repo, &other.name[..2], &[TreeEntry { name: other.name[2..].into(), ..other }]);
+            let oshard = dir(
+                repo,
+                &other.name[..2],
+                &[TreeEntry {
+                    name: other.name[2..].into(),
+                    ..other
+                }],
+            );
             repo.write_tree(&[shard, oshard]).expect("root")
         };
         (root(mains, om), root(fulls, of))
@@ -183,8 +215,14 @@ mod tests {
         assert!(root.contains("/ab/cdef012345/2/metadata.json"), "{root}");
         // Only /main diverged: /full/current gets the same renumbering.
         let renumbered = merge_full(&repo, lf, None, &plans).expect("renumber");
-        assert_eq!(read(&repo, renumbered, &format!("{cp}/2/raw_transcript")).as_deref(), Some("raw of local"));
-        assert_eq!(read(&repo, renumbered, &format!("{cp}/1/raw_transcript")), None);
+        assert_eq!(
+            read(&repo, renumbered, &format!("{cp}/2/raw_transcript")).as_deref(),
+            Some("raw of local")
+        );
+        assert_eq!(
+            read(&repo, renumbered, &format!("{cp}/1/raw_transcript")),
+            None
+        );
         // Identical sides merge to the same tree.
         let (same, none) = merge_main(&repo, lm, lm).expect("same");
         assert_eq!(same, lm);

@@ -90,9 +90,10 @@ impl<'a> Shared<'a> {
         }
         // A pending archive the remote holds with other content: publish through the recovery (it folds).
         let archive_diverged = self.plan.archives.iter().any(|a| {
-            statuses
-                .get(a)
-                .is_some_and(|s| recover::diverged(s) || matches!(s, RefStatus::Rejected(super::Rejection::AlreadyExists)))
+            statuses.get(a).is_some_and(|s| {
+                recover::diverged(s)
+                    || matches!(s, RefStatus::Rejected(super::Rejection::AlreadyExists))
+            })
         });
         if archive_diverged && !diverged.iter().any(|n| n == V2_FULL_CURRENT) {
             diverged.push(V2_FULL_CURRENT.to_string());
@@ -114,7 +115,9 @@ impl<'a> Shared<'a> {
             }
         }
         let legacy_failed = recovery.failed.iter().find(|(n, _)| n == LEGACY_BRANCH);
-        if let Some((tip, status)) = legacy_status.filter(|_| !recovered.contains_key(LEGACY_BRANCH)) {
+        if let Some((tip, status)) =
+            legacy_status.filter(|_| !recovered.contains_key(LEGACY_BRANCH))
+        {
             match (status, legacy_failed) {
                 (_, Some((_, why))) => outcome.notes.push(format!(
                     "entire: the checkpoint branch {LEGACY_BRANCH} was not pushed (diverged from the remote: {why}); your refs are unaffected"
@@ -173,7 +176,12 @@ impl<'a> Shared<'a> {
             return recover::Recovery {
                 failed: diverged
                     .iter()
-                    .map(|n| (n.clone(), "diverged; pushing to a URL, recovery needs a configured remote".into()))
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            "diverged; pushing to a URL, recovery needs a configured remote".into(),
+                        )
+                    })
                     .collect(),
                 ..Default::default()
             };

@@ -89,7 +89,10 @@ pub fn plan(
         return Ok(Decision::NotRotated);
     }
     let mut resets = Vec::new();
-    for r in records.iter().filter(|r| !r.reset_full_current_root_hash.is_empty()) {
+    for r in records
+        .iter()
+        .filter(|r| !r.reset_full_current_root_hash.is_empty())
+    {
         if let Ok(reset) = ObjectId::from_hex(r.reset_full_current_root_hash.as_bytes()) {
             if repo.has_object(reset) && is_ancestor(dir, reset, local)? {
                 resets.push(reset);
@@ -110,7 +113,12 @@ pub fn plan(
             Some(t) if is_ancestor(dir, mine, t)? => t,
             Some(t) => {
                 // The remote holds another generation under this name: fold ours into it, never overwrite.
-                let tree = v2::merge_full(repo, repo.commit_tree(mine)?, Some(repo.commit_tree(t)?), &v2::Plans::new())?;
+                let tree = v2::merge_full(
+                    repo,
+                    repo.commit_tree(mine)?,
+                    Some(repo.commit_tree(t)?),
+                    &v2::Plans::new(),
+                )?;
                 repo.write_commit(tree, &[t, mine], who, who, FOLD_LOCAL_MESSAGE)?
             }
         };
@@ -133,7 +141,11 @@ pub fn plan(
                 ours_already |= is_ancestor(dir, *reset, r)?;
             }
             let mut covered = false;
-            for a in archives.iter().map(|(_, v)| *v).chain(remote_has.iter().copied()) {
+            for a in archives
+                .iter()
+                .map(|(_, v)| *v)
+                .chain(remote_has.iter().copied())
+            {
                 covered |= is_ancestor(dir, r, a)?;
             }
             let newest = archives.last().cloned();
@@ -142,7 +154,12 @@ pub fn plan(
                 _ if covered => Current::Lease(format!("{V2_FULL_CURRENT}:{r}")),
                 Some((name, value)) if shares_history(dir, r, value)? => {
                     // The remote went on in the archived generation: fold that into the newest archive.
-                    let tree = v2::merge_full(repo, repo.commit_tree(value)?, Some(repo.commit_tree(r)?), &v2::Plans::new())?;
+                    let tree = v2::merge_full(
+                        repo,
+                        repo.commit_tree(value)?,
+                        Some(repo.commit_tree(r)?),
+                        &v2::Plans::new(),
+                    )?;
                     let folded = repo.write_commit(tree, &[value, r], who, who, FOLD_MESSAGE)?;
                     match updates.iter_mut().find(|u| u.name == name) {
                         Some(u) => u.new = Some(folded),

@@ -83,12 +83,20 @@ pub type Push<'a> =
     dyn FnMut(&[String], &[String], bool) -> Result<BTreeMap<String, RefStatus>, String> + 'a;
 
 /// Recover the `rejected` shared refs against the remote `remote_name` (its push URL is fetched from).
-pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut Push<'_>) -> Recovery {
+pub fn recover(
+    repo: &Repo,
+    remote_name: &str,
+    rejected: &[String],
+    push: &mut Push<'_>,
+) -> Recovery {
     let mut out = Recovery::default();
     let url = match remote::resolve(Some(repo), remote_name) {
         Ok(e) => e.push_url,
         Err(e) => {
-            out.failed = rejected.iter().map(|r| (r.clone(), e.to_string())).collect();
+            out.failed = rejected
+                .iter()
+                .map(|r| (r.clone(), e.to_string()))
+                .collect();
             return out;
         }
     };
@@ -111,13 +119,15 @@ pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut P
             .collect();
         out.round_trips += 1;
         if let Err(e) = fetch::fetch_refspecs(&dir, &url, &specs) {
-            out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
+            out.failed
+                .extend(todo.drain(..).map(|r| (r, e.to_string())));
             break;
         }
         let built = match build(repo, &dir, &todo, &archives, &who) {
             Ok(b) => b,
             Err(e) => {
-                out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
+                out.failed
+                    .extend(todo.drain(..).map(|r| (r, e.to_string())));
                 break;
             }
         };
@@ -128,7 +138,8 @@ pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut P
                 continue;
             }
             Err(e) => {
-                out.failed.extend(todo.drain(..).map(|r| (r, e.to_string())));
+                out.failed
+                    .extend(todo.drain(..).map(|r| (r, e.to_string())));
                 break;
             }
         }
@@ -147,7 +158,8 @@ pub fn recover(repo: &Repo, remote_name: &str, rejected: &[String], push: &mut P
         let statuses = match push(&specs, &[], false) {
             Ok(s) => s,
             Err(e) => {
-                out.failed.extend(built.push.into_iter().map(|(n, _)| (n, e.clone())));
+                out.failed
+                    .extend(built.push.into_iter().map(|(n, _)| (n, e.clone())));
                 break;
             }
         };
@@ -303,7 +315,11 @@ enum Relation {
     Merge(ObjectId),
 }
 
-fn relation(dir: &std::path::Path, local: ObjectId, remote: Option<ObjectId>) -> Result<Relation, MergeError> {
+fn relation(
+    dir: &std::path::Path,
+    local: ObjectId,
+    remote: Option<ObjectId>,
+) -> Result<Relation, MergeError> {
     Ok(match remote {
         None => Relation::Push,
         Some(r) if legacy::is_ancestor(dir, r, local)? => Relation::Push,
@@ -327,7 +343,8 @@ fn build_v2(
             Relation::Push => built.set(V2_MAIN, local, local, true),
             Relation::Adopt(r) => built.set(V2_MAIN, local, r, false),
             Relation::Merge(r) => {
-                let (tree, p) = v2::merge_main(repo, repo.commit_tree(local)?, repo.commit_tree(r)?)?;
+                let (tree, p) =
+                    v2::merge_main(repo, repo.commit_tree(local)?, repo.commit_tree(r)?)?;
                 plans = p;
                 let c = repo.write_commit(tree, &[local, r], who, who, &merge_message(V2_MAIN))?;
                 built.set(V2_MAIN, local, c, true);
