@@ -15,6 +15,9 @@
 //!   again (compare-and-swap against the fetched value), reported once in [`FetchReport::refused`] and never
 //!   counted as fetched, listed or pushed on.
 //!
+//! With v2 on, the pull-along also brings `refs/entire/checkpoints/v2/main` (fast-forward only: a local
+//! `v2/main` that diverged stays as it is, the next push merges it) in the same round trip as the checkpoints.
+//!
 //! Failure modes: [`FetchError::Unreachable`] when git could not fetch (network, authentication, no such
 //! repository) — distinct from an ID that is simply [`FetchReport::not_on_remote`].
 
@@ -79,6 +82,17 @@ pub fn fetch_missing(
     url: &str,
     ids: &[CheckpointId],
 ) -> Result<FetchReport, FetchError> {
+    fetch_missing_with(repo, url, ids, &[])
+}
+
+/// [`fetch_missing`], with `along` (refs fetched fast-forward only into themselves, e.g. `v2/main`) in the
+/// first fetch; nothing is fetched when no ID is missing.
+fn fetch_missing_with(
+    repo: &Repo,
+    url: &str,
+    ids: &[CheckpointId],
+    along: &[&str],
+) -> Result<FetchReport, FetchError> {
     let mut report = FetchReport::default();
     let mut missing = Vec::new();
     for id in ids {
@@ -91,13 +105,17 @@ pub fn fetch_missing(
             missing.push(id.clone());
         }
     }
-    for chunk in missing.chunks(MAX_IDS_PER_FETCH) {
-        let specs: Vec<String> = chunk
+    for (i, chunk) in missing.chunks(MAX_IDS_PER_FETCH).enumerate() {
+        let mut specs: Vec<String> = chunk
             .iter()
             .flat_map(refname::spellings)
             .map(|name| format!("{name}*:{name}*"))
             .collect();
-        let prefixes: Vec<String> = chunk.iter().flat_map(refname::spellings).collect();
+        let mut prefixes: Vec<String> = chunk.iter().flat_map(refname::spellings).collect();
+        if i == 0 {
+            specs.extend(along.iter().map(|r| format!("{r}:{r}")));
+            prefixes.extend(along.iter().map(|r| r.to_string()));
+        }
         let before = snapshot(repo, &prefixes)?;
         fetch_refspecs(&repo_dir(repo), url, &specs)?;
         report.round_trips += 1;
@@ -309,7 +327,13 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
             if ids.is_empty() {
                 return Ok(PullReport::default());
             }
-            let report = fetch_missing(repo, url, &ids)?;
+            // With v2 on, `v2/main` (metadata only, small) comes along in the same round trip.
+            let along: &[&str] = if v2_enabled(repo) {
+                &[refname::V2_MAIN]
+            } else {
+                &[]
+            };
+            let report = fetch_missing_with(repo, url, &ids, along)?;
             Ok(PullReport {
                 wanted: ids.len(),
                 fetched: report.fetched.len(),
@@ -317,6 +341,20 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
                 refused: report.refused,
             })
         }
+    }
+}
+
+/// True when the rollout writes the v2 layout (primary or mirror), or `v2/main` exists locally.
+fn v2_enabled(repo: &Repo) -> bool {
+    if matches!(repo.find_ref(refname::V2_MAIN), Ok(Some(_))) {
+        return true;
+    }
+    match crate::store::settings::load(repo.workdir().as_deref()) {
+        Ok(s) => {
+            use crate::store::settings::Backend;
+            s.rollout.primary == Backend::V2 || s.rollout.mirrors.contains(Backend::V2)
+        }
+        Err(_) => false,
     }
 }
 

@@ -267,3 +267,100 @@ fn git_entire_push_recovers_diverged_v2_refs() {
     }
     assert!(queued(env, &b).is_empty(), "{:?}", queued(env, &b));
 }
+
+/// With v2 on, a fetch through `entire::` brings `v2/main` in the same extra round trip as the referenced
+/// checkpoints.
+#[test]
+fn fetch_pulls_along_v2_main_in_the_same_round_trip() {
+    let s = Served::new(Kind::Daemon);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let a = s.clone_local("a");
+    let b = s.clone_local("b");
+    settings(&a, V2_MIRROR);
+    settings(&b, V2_MIRROR);
+    let id = write(env, &a, "a1", None);
+    crate::fixtures::commit_linking(env, &a, "work", &[&id]);
+    env.run(&a, "git", ["push", "origin", "main"]).ok();
+    let url = format!("entire::{}", s.url("server.git"));
+    env.git(&b, &["remote", "set-url", "origin", &url]);
+    assert_eq!(ref_value(env, &b, MAIN), None);
+    let before = s.fetch_connections().expect("daemon log");
+    env.git(&b, &["fetch", "-q", "origin"]);
+    assert!(
+        ref_value(env, &b, &cp_ref(&id)).is_some(),
+        "checkpoint pulled along"
+    );
+    assert_eq!(
+        ref_value(env, &b, MAIN),
+        ref_value(env, &server, MAIN),
+        "v2/main pulled along"
+    );
+    // list, the code fetch, and ONE fetch for the checkpoint and v2/main.
+    assert_eq!(s.fetch_connections(), Some(before + 3), "{}", s.log());
+}
+
+/// kill -9 of the whole push while the recovery's second push waits in the server's hook: the next push
+/// converges (the merged local refs go out fast-forward; nothing is lost, nothing forced).
+#[test]
+fn a_recovery_killed_mid_push_converges_on_the_next_push() {
+    use std::os::unix::process::CommandExt;
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let server = s.path("server.git");
+    let a = s.clone_local("a");
+    let b = s.clone_local("b");
+    settings(&a, V2_MIRROR);
+    settings(&b, V2_MIRROR);
+    let mut ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
+    env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
+    env.run(&a, "git", ["push", "origin", "main"]).ok();
+    let marker = env.path().join("retry-push-seen");
+    // The recovery's retry carries only shared refs: hold it there.
+    s.hook(
+        "server.git",
+        "pre-receive",
+        &format!(
+            "grep -q refs/heads/b && exit 0; touch {}; sleep 60",
+            marker.display()
+        ),
+    );
+    env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
+    let mut child = env
+        .cmd("git", &b)
+        .args(["push", "origin", "main:refs/heads/b"])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("push starts");
+    let waited = std::time::Instant::now();
+    while !marker.exists() && waited.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(marker.exists(), "the recovery reached its second push");
+    let group = format!("-{}", child.id());
+    std::process::Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .status()
+        .expect("kill");
+    let _ = child.wait();
+    std::fs::remove_file(server.join("hooks/pre-receive")).expect("hook removed");
+    ids.push(write(env, &b, "b2", None));
+    let out = env.entire(&b, &["push"]).ok();
+    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    let lost = missing(&s, &[&a, &b], &ids, &ids[0], &[]);
+    assert!(
+        lost.is_empty(),
+        "missing after the next push: {lost:?}\n{}",
+        out.stderr
+    );
+    for r in [LEGACY, MAIN, CURRENT] {
+        assert_eq!(
+            ref_value(env, &server, r),
+            ref_value(env, &b, r),
+            "{r} converged"
+        );
+    }
+    env.git(&server, &["fsck", "--no-progress", "--no-dangling"]);
+}

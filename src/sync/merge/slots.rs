@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn plan_table() {
         use Side::{Local as L, Remote as R};
-        let cases: Vec<(&str, Vec<Slot<u8>>, Vec<Slot<u8>>, Vec<Placed>)> = vec![
+        type Case = (&'static str, Vec<Slot<u8>>, Vec<Slot<u8>>, Vec<Placed>);
+        let cases: Vec<Case> = vec![
             (
                 "identical",
                 vec![s(0, "a", 1)],
