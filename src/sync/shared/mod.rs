@@ -12,7 +12,11 @@
 //!
 //! Invariants:
 //! - Shared refs are pushed fast-forward only (no `+`), in the same push as the user's refs and the queued
-//!   checkpoints; a shared-ref problem never changes the user's result, it becomes one stderr line.
+//!   checkpoints; a shared-ref problem never changes the user's result, it becomes one stderr line. The one
+//!   exception is a locally rotated `v2/full/current`: it replaces the remote's under a lease on the exact
+//!   remote value, atomically with the archives that hold the old generation ([`publish`]).
+//! - A shared ref rejected as diverged is fetched, merged and pushed again by [`recover`] (bounded attempts);
+//!   merges only ever add: every checkpoint and session of both sides survives.
 //! - The empty-remote guard: the legacy branch is never CREATED on a remote that has no branch of the user's
 //!   (a hosting service could make it the default branch, upstream #1743). When nothing is known about the
 //!   remote's branches and the user pushes a branch, the legacy branch follows in a second push once that branch

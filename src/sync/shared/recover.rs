@@ -12,6 +12,10 @@
 //!    redone from the new tips;
 //! 4. ONE push sends the changed refs again, fast-forward only.
 //!
+//! When `v2/full/current` is among them and rotations are pending, the pending archives are fetched in the same
+//! fetch and [`super::publish`] decides instead of a merge; its atomic push (archives, then the reset `current`
+//! under a lease) goes before the others.
+//!
 //! Bounded: [`MAX_ATTEMPTS`] attempts (another machine may push in between), then the ref is reported with the
 //! reason and stays queued. Nothing is ever forced on the remote; the user's refs are not involved.
 //!
