@@ -53,51 +53,8 @@ impl<'a> Shared<'a> {
         outcome: &mut Outcome,
     ) {
         let mut seen = Vec::new();
-        let legacy_status = match self.plan.legacy {
-            which::Legacy::Together(tip) => Some((tip, statuses.get(LEGACY_BRANCH).cloned())),
-            which::Legacy::AfterUserBranch(tip) => {
-                let landed = outcome.user.iter().any(|(dst, s)| {
-                    dst.starts_with("refs/heads/") && dst != LEGACY_BRANCH && s.landed()
-                });
-                if landed {
-                    let separate = PushOptions {
-                        atomic: false,
-                        cas: Vec::new(),
-                        force_if_includes: false,
-                        ..options.clone()
-                    };
-                    let got = match transport.push(&[which::legacy_spec()], &separate) {
-                        Ok(map) => map.get(LEGACY_BRANCH).cloned(),
-                        Err(f) => Some(RefStatus::Rejected(super::Rejection::Failed(f.message))),
-                    };
-                    Some((tip, got))
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        let mut diverged = Vec::new();
-        if let Some((_, Some(s))) = &legacy_status {
-            if recover::diverged(s) {
-                diverged.push(LEGACY_BRANCH.to_string());
-            }
-        }
-        for e in staged.iter().filter(|e| recover::recoverable(&e.name)) {
-            if statuses.get(&e.name).is_some_and(recover::diverged) {
-                diverged.push(e.name.clone());
-            }
-        }
-        // A pending archive the remote holds with other content: publish through the recovery (it folds).
-        let archive_diverged = self.plan.archives.iter().any(|a| {
-            statuses.get(a).is_some_and(|s| {
-                recover::diverged(s)
-                    || matches!(s, RefStatus::Rejected(super::Rejection::AlreadyExists))
-            })
-        });
-        if archive_diverged && !diverged.iter().any(|n| n == V2_FULL_CURRENT) {
-            diverged.push(V2_FULL_CURRENT.to_string());
-        }
+        let legacy_status = self.legacy_status(transport, statuses, options, outcome);
+        let diverged = self.diverged(legacy_status.as_ref(), statuses, staged);
         let recovery = self.recover(transport, &diverged, options);
         let mut recovered = BTreeMap::new();
         for (name, value) in &recovery.landed {
@@ -134,21 +91,8 @@ impl<'a> Shared<'a> {
                 )),
             }
         }
-        if !options.dry_run && !self.plan.archives.is_empty() {
-            let current = recovered.contains_key(V2_FULL_CURRENT)
-                || statuses.get(V2_FULL_CURRENT).is_some_and(RefStatus::landed);
-            let archives: Vec<&str> = self
-                .plan
-                .archives
-                .iter()
-                .filter(|a| statuses.get(*a).is_some_and(RefStatus::landed))
-                .map(String::as_str)
-                .collect();
-            if let (true, Some(repo)) = (current, self.repo) {
-                publish::landed(repo, &archives);
-            }
-        }
         if !options.dry_run {
+            self.forget_published(statuses, &recovered);
             for e in staged.iter().filter(|e| refname::is_v2_ref(&e.name)) {
                 if recovered.contains_key(&e.name) {
                     continue;
@@ -158,6 +102,91 @@ impl<'a> Shared<'a> {
                 }
             }
             self.record(&seen);
+        }
+    }
+
+    /// The legacy branch's tip and status in this push (pushing it now behind a freshly landed first branch).
+    fn legacy_status(
+        &self,
+        transport: &mut dyn PushTransport,
+        statuses: &BTreeMap<String, RefStatus>,
+        options: &PushOptions,
+        outcome: &Outcome,
+    ) -> Option<(crate::git::repo::ObjectId, Option<RefStatus>)> {
+        match self.plan.legacy {
+            which::Legacy::Together(tip) => Some((tip, statuses.get(LEGACY_BRANCH).cloned())),
+            which::Legacy::AfterUserBranch(tip) => {
+                let landed = outcome.user.iter().any(|(dst, s)| {
+                    dst.starts_with("refs/heads/") && dst != LEGACY_BRANCH && s.landed()
+                });
+                if !landed {
+                    return None;
+                }
+                let separate = PushOptions {
+                    atomic: false,
+                    cas: Vec::new(),
+                    force_if_includes: false,
+                    ..options.clone()
+                };
+                let got = match transport.push(&[which::legacy_spec()], &separate) {
+                    Ok(map) => map.get(LEGACY_BRANCH).cloned(),
+                    Err(f) => Some(RefStatus::Rejected(super::Rejection::Failed(f.message))),
+                };
+                Some((tip, got))
+            }
+            _ => None,
+        }
+    }
+
+    /// The shared refs this push found diverged (`v2/full/current` also when a pending archive was refused:
+    /// the recovery folds it).
+    fn diverged(
+        &self,
+        legacy: Option<&(crate::git::repo::ObjectId, Option<RefStatus>)>,
+        statuses: &BTreeMap<String, RefStatus>,
+        staged: &[Staged],
+    ) -> Vec<String> {
+        let mut diverged = Vec::new();
+        if legacy
+            .and_then(|(_, s)| s.as_ref())
+            .is_some_and(recover::diverged)
+        {
+            diverged.push(LEGACY_BRANCH.to_string());
+        }
+        for e in staged.iter().filter(|e| recover::recoverable(&e.name)) {
+            if statuses.get(&e.name).is_some_and(recover::diverged) {
+                diverged.push(e.name.clone());
+            }
+        }
+        let archive_diverged = self.plan.archives.iter().any(|a| {
+            statuses.get(a).is_some_and(|s| {
+                recover::diverged(s)
+                    || matches!(s, RefStatus::Rejected(super::Rejection::AlreadyExists))
+            })
+        });
+        if archive_diverged && !diverged.iter().any(|n| n == V2_FULL_CURRENT) {
+            diverged.push(V2_FULL_CURRENT.to_string());
+        }
+        diverged
+    }
+
+    /// Pending publications whose archive and `current` both landed are done.
+    fn forget_published(
+        &self,
+        statuses: &BTreeMap<String, RefStatus>,
+        recovered: &BTreeMap<String, crate::git::repo::ObjectId>,
+    ) {
+        let current = recovered.contains_key(V2_FULL_CURRENT)
+            || statuses.get(V2_FULL_CURRENT).is_some_and(RefStatus::landed);
+        let archives: Vec<&str> = self
+            .plan
+            .archives
+            .iter()
+            .filter(|a| statuses.get(*a).is_some_and(RefStatus::landed))
+            .map(String::as_str)
+            .collect();
+        if let (true, false, Some(repo)) = (current, archives.is_empty(), self.repo) {
+            publish::landed(repo, &archives);
         }
     }
 

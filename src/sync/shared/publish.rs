@@ -99,39 +99,11 @@ pub fn plan(
             }
         }
     }
-    let mut updates = Vec::new();
-    let mut archives: Vec<(String, ObjectId)> = Vec::new();
-    let mut remote_has = Vec::new();
-    for name in pending_archives(repo) {
-        let Some(mine) = repo.find_ref(&name)? else {
-            continue;
-        };
-        let theirs = remote_archives.get(&name).copied().flatten();
-        let value = match theirs {
-            None => mine,
-            Some(t) if is_ancestor(dir, t, mine)? => mine,
-            Some(t) if is_ancestor(dir, mine, t)? => t,
-            Some(t) => {
-                // The remote holds another generation under this name: fold ours into it, never overwrite.
-                let tree = v2::merge_full(
-                    repo,
-                    repo.commit_tree(mine)?,
-                    Some(repo.commit_tree(t)?),
-                    &v2::Plans::new(),
-                )?;
-                repo.write_commit(tree, &[t, mine], who, who, FOLD_LOCAL_MESSAGE)?
-            }
-        };
-        if value != mine {
-            updates.push(RefUpdate {
-                name: name.clone(),
-                expected: Some(mine),
-                new: Some(value),
-            });
-        }
-        remote_has.extend(theirs);
-        archives.push((name, value));
-    }
+    let Archives {
+        mut updates,
+        list: mut archives,
+        remote_has,
+    } = archives_to_publish(repo, dir, remote_archives, who)?;
     let current = match remote {
         None => Current::Lease(format!("{V2_FULL_CURRENT}:")),
         Some(_) if resets.is_empty() => Current::Merge,
@@ -185,6 +157,61 @@ pub fn plan(
         current,
         records,
     }))
+}
+
+/// The pending archives to push (folded into the remote's archive of the same name when it holds another
+/// generation), the local ref moves that takes, and the remote archive tips seen.
+fn archives_to_publish(
+    repo: &Repo,
+    dir: &std::path::Path,
+    remote_archives: &BTreeMap<String, Option<ObjectId>>,
+    who: &Identity,
+) -> Result<Archives, MergeError> {
+    let mut updates = Vec::new();
+    let mut archives: Vec<(String, ObjectId)> = Vec::new();
+    let mut remote_has = Vec::new();
+    for name in pending_archives(repo) {
+        let Some(mine) = repo.find_ref(&name)? else {
+            continue;
+        };
+        let theirs = remote_archives.get(&name).copied().flatten();
+        let value = match theirs {
+            None => mine,
+            Some(t) if is_ancestor(dir, t, mine)? => mine,
+            Some(t) if is_ancestor(dir, mine, t)? => t,
+            Some(t) => {
+                // The remote holds another generation under this name: fold ours into it, never overwrite.
+                let tree = v2::merge_full(
+                    repo,
+                    repo.commit_tree(mine)?,
+                    Some(repo.commit_tree(t)?),
+                    &v2::Plans::new(),
+                )?;
+                repo.write_commit(tree, &[t, mine], who, who, FOLD_LOCAL_MESSAGE)?
+            }
+        };
+        if value != mine {
+            updates.push(RefUpdate {
+                name: name.clone(),
+                expected: Some(mine),
+                new: Some(value),
+            });
+        }
+        remote_has.extend(theirs);
+        archives.push((name, value));
+    }
+    Ok(Archives {
+        updates,
+        list: archives,
+        remote_has,
+    })
+}
+
+/// What [`archives_to_publish`] found.
+struct Archives {
+    updates: Vec<RefUpdate>,
+    list: Vec<(String, ObjectId)>,
+    remote_has: Vec<ObjectId>,
 }
 
 /// True when `a` and `b` have a common ancestor.

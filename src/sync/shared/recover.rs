@@ -153,27 +153,13 @@ pub fn recover(
             out.round_trips += 1;
             publish_rotation(repo, p, push, &mut out);
         }
-        let names: Vec<&String> = built.push.iter().map(|(n, _)| n).collect();
-        let specs: Vec<String> = names.iter().map(|n| format!("{n}:{n}")).collect();
-        if specs.is_empty() {
+        if built.push.is_empty() {
             break;
         }
         out.round_trips += 1;
-        let statuses = match push(&specs, &[], false) {
-            Ok(s) => s,
-            Err(e) => {
-                out.failed
-                    .extend(built.push.into_iter().map(|(n, _)| (n, e.clone())));
-                break;
-            }
-        };
-        for (name, value) in built.push {
-            match statuses.get(&name) {
-                Some(s) if s.landed() => out.landed.push((name, value)),
-                Some(s) if diverged(s) && attempt + 1 < MAX_ATTEMPTS => todo.push(name),
-                Some(s) => out.failed.push((name, s.reason())),
-                None => out.failed.push((name, "no status reported".into())),
-            }
+        let last = attempt + 1 == MAX_ATTEMPTS;
+        if !push_merged(built.push, push, last, &mut out, &mut todo) {
+            break;
         }
     }
     out.failed.extend(
@@ -221,6 +207,35 @@ fn publish_rotation(repo: &Repo, p: publish::Publish, push: &mut Push<'_>, out: 
             publish::done(repo, &p.records);
         }
     }
+}
+
+/// Push the merged refs; the ones rejected as diverged again go back to `todo` (unless this was the `last`
+/// attempt). False when the push could not run at all.
+fn push_merged(
+    refs: Vec<(String, ObjectId)>,
+    push: &mut Push<'_>,
+    last: bool,
+    out: &mut Recovery,
+    todo: &mut Vec<String>,
+) -> bool {
+    let specs: Vec<String> = refs.iter().map(|(n, _)| format!("{n}:{n}")).collect();
+    let statuses = match push(&specs, &[], false) {
+        Ok(s) => s,
+        Err(e) => {
+            out.failed
+                .extend(refs.into_iter().map(|(n, _)| (n, e.clone())));
+            return false;
+        }
+    };
+    for (name, value) in refs {
+        match statuses.get(&name) {
+            Some(s) if s.landed() => out.landed.push((name, value)),
+            Some(s) if diverged(s) && !last => todo.push(name),
+            Some(s) => out.failed.push((name, s.reason())),
+            None => out.failed.push((name, "no status reported".into())),
+        }
+    }
+    true
 }
 
 /// The ref updates of one attempt, and what to push afterwards.
