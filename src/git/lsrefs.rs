@@ -200,6 +200,7 @@ fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
             return None;
         }
     }
+    let peel = PackedPeel::read(remote.common_dir(), prefixes);
     let mut refs = Vec::new();
     for p in prefixes {
         if !p.ends_with('/') {
@@ -213,9 +214,12 @@ fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
             let Some(id) = r.target().try_id().map(|i| i.to_owned()) else {
                 continue;
             };
-            let peeled = match remote.find_header(id).ok()?.kind() {
-                gix::object::Kind::Tag => Some(r.peel_to_id().ok()?.detach()),
-                _ => None,
+            let peeled = match peel.known(&name, r.inner.peeled) {
+                Some(known) => known,
+                None => match remote.find_header(id).ok()?.kind() {
+                    gix::object::Kind::Tag => Some(r.peel_to_id().ok()?.detach()),
+                    _ => None,
+                },
             };
             refs.push(RemoteRef {
                 name,
@@ -235,6 +239,58 @@ fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
         refs,
         object_format,
     })
+}
+
+/// What `packed-refs` already says about peeling, so that listing a large remote costs no object lookup per
+/// ref (git's `upload-pack` reads the same lines). A packed ref is peeled from its `^` line when the header
+/// promises complete peel lines (`fully-peeled`: every ref; `peeled`: refs under `refs/tags/`); a loose ref,
+/// or a packed one without such a promise, is looked up in the object database.
+struct PackedPeel {
+    /// The header's `fully-peeled` trait.
+    fully: bool,
+    /// The header's `peeled` trait (complete peel lines for `refs/tags/`).
+    tags: bool,
+    /// Loose refs under the listed prefixes: they shadow their packed entry and carry no peel line.
+    loose: std::collections::HashSet<String>,
+}
+
+impl PackedPeel {
+    fn read(common: &std::path::Path, prefixes: &[&str]) -> Self {
+        let traits = std::fs::File::open(common.join("packed-refs"))
+            .ok()
+            .and_then(|f| {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line).ok()?;
+                Some(line)
+            })
+            .unwrap_or_default();
+        let (fully, tags) = header_traits(&traits);
+        let loose = prefixes
+            .iter()
+            .filter(|p| p.ends_with('/'))
+            .flat_map(|p| crate::git::packedrefs::loose_refs(common, p))
+            .collect();
+        PackedPeel { fully, tags, loose }
+    }
+
+    /// `Some(peeled)` when `packed-refs` answers for `name` (whose packed peel line, if any, is `from_packed`),
+    /// `None` when the object must be looked up.
+    fn known(&self, name: &str, from_packed: Option<ObjectId>) -> Option<Option<ObjectId>> {
+        if from_packed.is_some() {
+            return Some(from_packed);
+        }
+        let promised = self.fully || (self.tags && name.starts_with("refs/tags/"));
+        (promised && !self.loose.contains(name)).then_some(None)
+    }
+}
+
+/// The `fully-peeled` and `peeled` traits of a `packed-refs` header line (false, false when it is none).
+fn header_traits(first_line: &str) -> (bool, bool) {
+    let Some(traits) = first_line.strip_prefix("# pack-refs with:") else {
+        return (false, false);
+    };
+    let has = |t: &str| traits.split_ascii_whitespace().any(|x| x == t);
+    (has("fully-peeled"), has("peeled"))
 }
 
 /// One exactly named ref (`HEAD`), symbolic or direct; `None` inside means "cannot read, use the protocol".
@@ -336,6 +392,37 @@ mod tests {
         }
         assert_eq!(spec_for("refs/heads/"), "refs/heads/*:refs/heads/*");
         assert_eq!(spec_for("HEAD"), "HEAD");
+    }
+
+    #[test]
+    fn header_traits_table() {
+        let cases = [
+            ("# pack-refs with: peeled fully-peeled sorted \n", (true, true)),
+            ("# pack-refs with: peeled \n", (false, true)),
+            ("# pack-refs with: sorted\n", (false, false)),
+            ("# pack-refs with:fully-peeled\n", (true, false)),
+            ("# pack-refs with: fully-peeledX\n", (false, false)),
+            ("0123 refs/heads/main\n", (false, false)),
+            ("", (false, false)),
+        ];
+        for (line, want) in cases {
+            assert_eq!(header_traits(line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn packed_peel_answers_only_what_packed_refs_promises() {
+        let id = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("hex");
+        let loose = ["refs/tags/loose".to_string()].into_iter().collect();
+        let fully = PackedPeel { fully: true, tags: true, loose };
+        assert_eq!(fully.known("refs/heads/a", None), Some(None));
+        assert_eq!(fully.known("refs/tags/t", Some(id)), Some(Some(id)));
+        assert_eq!(fully.known("refs/tags/loose", None), None);
+        let tags = PackedPeel { fully: false, tags: true, loose: Default::default() };
+        assert_eq!(tags.known("refs/tags/t", None), Some(None));
+        assert_eq!(tags.known("refs/heads/a", None), None);
+        let none = PackedPeel { fully: false, tags: false, loose: Default::default() };
+        assert_eq!(none.known("refs/tags/t", None), None);
     }
 
     #[test]
