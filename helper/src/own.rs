@@ -4,7 +4,9 @@
 //! - `connect`: only a push to a local repository with no checkpoint queued for it is connected straight to
 //!   `git-receive-pack` (git then pushes exactly as for the plain URL); everything else answers `fallback`.
 //! - `list for-push`: in-process protocol-v2 `ls-refs` for `HEAD`, `refs/heads/`, `refs/tags/` (plus
-//!   `entire.listPrefixes`); checkpoint refs are never listed, so `--mirror`/`--prune` cannot delete them.
+//!   `entire.listPrefixes`), widened to every destination of git's push ([`crate::wanted`]: `refs/notes/…`,
+//!   `--mirror`) so git reports `old..new` as with the plain URL; `refs/entire/` is never listed, so
+//!   `--mirror`/`--prune` cannot delete checkpoints or staging refs.
 //! - `list`: the same, widened to what git's request needs ([`crate::wanted`]: `refs/notes/…`, `refs/changes/*`,
 //!   `clone --mirror`, `ls-remote`); `refs/entire/` is left out except for `ls-remote` (checkpoints arrive
 //!   through the validated pull-along). An unborn `HEAD` is left out (clone of an empty repository or one with
@@ -33,7 +35,7 @@ use entire::sync::push::{self, GitPush};
 
 use crate::protocol::{parse_command, Command};
 use crate::session::Session;
-use crate::wanted::{self, Request, DEFAULT_PREFIXES};
+use crate::wanted::{self, Request};
 
 /// Serve git until it ends the session.
 pub fn serve(mut s: Session) -> anyhow::Result<()> {
@@ -99,9 +101,11 @@ fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
     std::thread::spawn(move || {
         crate::pktline::copy_flushing(&mut input, &mut to, |_| {});
     });
-    // Server → git: the advertisement without checkpoint refs, then everything else as is.
+    // Server → git: the advertisement without the remote's own checkpoint refs, then everything else as is.
     let mut from = std::io::BufReader::new(from);
-    let mut filter = crate::pktline::AdvertFilter::default();
+    let repo = s.repo.as_ref();
+    let keep = |name: &str| crate::session::listed_for_push(repo, name);
+    let mut filter = crate::pktline::AdvertFilter::keeping(&keep);
     loop {
         let n = match std::io::BufRead::fill_buf(&mut from) {
             Ok([]) | Err(_) => break,
@@ -123,10 +127,35 @@ fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn prefixes(s: &Session) -> Vec<String> {
-    let mut out: Vec<String> = DEFAULT_PREFIXES.iter().map(|p| p.to_string()).collect();
-    out.extend(configured_prefixes(s));
-    out
+/// What git's push will need listed: the command line that started us (its destinations; everything for
+/// `--mirror`) plus the remote's configured push refspecs and `remote.<name>.mirror`. Without it, a push of
+/// `refs/notes/commits` would see no old value and report `[new reference]` instead of `old..new`.
+fn push_request(s: &Session) -> Request {
+    let mut req = wanted::parent_git_argv()
+        .and_then(|argv| wanted::from_git_argv(&argv))
+        .unwrap_or_default();
+    req.ls_remote = false;
+    if let Some(repo) = &s.repo {
+        let section = format!("remote.{}", s.argv1);
+        if repo
+            .config_string(&format!("{section}.mirror"))
+            .is_some_and(|v| v == "true")
+        {
+            req.all = true;
+        }
+        if let Some(specs) = repo
+            .gix()
+            .config_snapshot()
+            .plumbing()
+            .strings(format!("{section}.push").as_str())
+        {
+            for spec in specs {
+                req.add_push_refspec(&spec.to_string());
+            }
+        }
+    }
+    req.extra.extend(configured_prefixes(s));
+    req
 }
 
 /// `entire.listPrefixes`: extra prefixes always listed (never inside `refs/entire/`).
@@ -191,14 +220,16 @@ fn open_for_push(s: &Session) -> anyhow::Result<Option<Connection>> {
 
 /// Answer `list for-push` from a receive-pack advertisement, with the same prefixes as [`list`].
 fn list_advertised(s: &mut Session, conn: &Connection) -> anyhow::Result<()> {
-    let prefixes = prefixes(s);
+    let prefixes = push_request(s).prefixes();
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     let mut lines = Vec::new();
     if s.opts.object_format {
         lines.push(format!(":object-format {}", conn.object_format()));
     }
     for r in &conn.refs {
-        if lsrefs::matches(&prefixes, &r.name) && !r.name.starts_with("refs/entire/") {
+        if lsrefs::matches(&prefixes, &r.name)
+            && crate::session::listed_for_push(s.repo.as_ref(), &r.name)
+        {
             lines.push(format!("{} {}", r.oid, r.name));
         }
     }
@@ -213,14 +244,14 @@ fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
     } else {
         &s.endpoint.fetch_url
     };
-    let request = (!for_push).then(|| fetch_request(s));
-    let prefixes = match &request {
-        Some(r) => r.prefixes(),
-        None => prefixes(s),
+    let request = match for_push {
+        true => push_request(s),
+        false => fetch_request(s),
     };
+    let prefixes = request.prefixes();
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     let listing = lsrefs::ls_refs(s.repo.as_ref(), url, &prefixes)?;
-    let ls_remote = request.as_ref().is_some_and(|r| r.ls_remote);
+    let ls_remote = request.ls_remote;
     let mut lines = Vec::new();
     if s.opts.object_format {
         lines.push(format!(
@@ -230,7 +261,11 @@ fn list(s: &mut Session, for_push: bool) -> anyhow::Result<()> {
     }
     for r in &listing.refs {
         // Checkpoint refs come along through the pull-along policy, validated; never through git's fetch.
-        if !ls_remote && r.name.starts_with("refs/entire/") {
+        let hidden = match for_push {
+            true => !crate::session::listed_for_push(s.repo.as_ref(), &r.name),
+            false => !ls_remote && r.name.starts_with("refs/entire/"),
+        };
+        if hidden {
             continue;
         }
         match &r.value {

@@ -25,13 +25,26 @@ pub fn copy_flushing(from: &mut impl BufRead, to: &mut impl Write, mut observe: 
 }
 
 /// Filters the ref advertisement that opens a `git-receive-pack` conversation: lines for refs under
-/// `refs/entire/` are dropped (so `--mirror`/`--prune` cannot delete checkpoints), the capabilities travel on
-/// the first line that remains, and everything after the advertisement passes unchanged.
-#[derive(Debug, Default)]
-pub struct AdvertFilter {
+/// `refs/entire/` are dropped (so `--mirror`/`--prune` cannot delete checkpoints) unless `keep` says
+/// otherwise, the capabilities travel on the first line that remains, and everything after the advertisement
+/// passes unchanged.
+#[derive(Default)]
+pub struct AdvertFilter<'a> {
     pending: Vec<u8>,
     lines: Vec<Vec<u8>>,
     done: bool,
+    /// Refs under `refs/entire/` to advertise after all (e.g. those the local repository also has).
+    keep: Option<&'a dyn Fn(&str) -> bool>,
+}
+
+impl std::fmt::Debug for AdvertFilter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdvertFilter")
+            .field("pending", &self.pending.len())
+            .field("lines", &self.lines.len())
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 fn pkt(payload: &[u8]) -> Vec<u8> {
@@ -40,7 +53,15 @@ fn pkt(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-impl AdvertFilter {
+impl<'a> AdvertFilter<'a> {
+    /// A filter that also passes the `refs/entire/` refs `keep` accepts.
+    pub fn keeping(keep: &'a dyn Fn(&str) -> bool) -> Self {
+        AdvertFilter {
+            keep: Some(keep),
+            ..Default::default()
+        }
+    }
+
     /// Feed server bytes; returns the bytes to pass on to git now.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         if self.done {
@@ -100,7 +121,7 @@ impl AdvertFilter {
                 continue;
             };
             oid_len = oid.len();
-            if !name.starts_with("refs/entire/") {
+            if !name.starts_with("refs/entire/") || self.keep.is_some_and(|k| k(name)) {
                 kept.push(body);
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! Every command and reply is forwarded unchanged, with three interceptions:
 //! - `option` lines are remembered (dry-run, atomic, verbosity, …) on their way through;
-//! - `list for-push` replies lose `refs/entire/*` lines, so git never matches or prunes checkpoint refs;
+//! - `list for-push` replies lose the `refs/entire/*` lines the local repository has no ref for (and every
+//!   staging ref), so git never prunes checkpoint refs ([`crate::session::listed_for_push`]);
 //! - the `push` batch goes to [`entire::sync::push::run`], which sends the user's lines plus ONE glob line for the
 //!   staged checkpoints to the child and reports statuses for the user's refs only.
 //!
@@ -63,7 +64,10 @@ pub fn serve(mut s: Session, scheme: &str) -> anyhow::Result<()> {
                 let mut lines: Vec<String> = child
                     .recv_block()?
                     .into_iter()
-                    .filter(|l| !(for_push && listed_name(l).starts_with("refs/entire/")))
+                    .filter(|l| {
+                        !for_push
+                            || crate::session::listed_for_push(s.repo.as_ref(), listed_name(l))
+                    })
                     .collect();
                 lines.push(String::new());
                 s.io.reply(&lines)?;

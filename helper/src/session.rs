@@ -11,7 +11,28 @@ use entire::sync::linked::Walk;
 use entire::sync::push::Outcome;
 use entire::sync::remote::{self, Endpoint};
 
-use entire::sync::push::PushSpec;
+use entire::model::refname::STAGING_PREFIX;
+use entire::sync::push::{PushSpec, RefStatus, Rejection};
+
+/// Whether a remote ref goes into the `list for-push` answer. A ref under `refs/entire/` is listed only when the
+/// local repository has a ref of that name (and it is not a staging ref): git then sees its old value (a
+/// `refs/*:refs/*` push of an existing checkpoint is "up to date", not a failed creation), while a checkpoint
+/// the remote alone holds stays invisible, so `--mirror`/`--prune` can never delete it.
+pub fn listed_for_push(repo: Option<&Repo>, name: &str) -> bool {
+    if !name.starts_with("refs/entire/") {
+        return true;
+    }
+    if name.starts_with(STAGING_PREFIX) {
+        return false;
+    }
+    repo.is_some_and(|r| matches!(r.find_ref(name), Ok(Some(_))))
+}
+
+/// True for a push line that would push or delete a staging ref (`refs/entire/push-queue/…`): only a push
+/// run itself moves those (a `--mirror` push sees a concurrent run's; a dead run's are removed before).
+fn touches_staging(spec: &PushSpec) -> bool {
+    spec.src.starts_with(STAGING_PREFIX) || spec.dst.starts_with(STAGING_PREFIX)
+}
 
 use crate::protocol::{parse_command, Command, Io, Options};
 
@@ -23,6 +44,8 @@ pub struct Session {
     pub repo: Option<Repo>,
     /// The remote name or `entire::<address>` git passed as argv[1].
     pub argv1: String,
+    /// Push lines refused before the push (staging refs), reported to git with the batch's statuses.
+    pub refused: Vec<(String, RefStatus)>,
 }
 
 /// What git asked for on the command line: a session to serve, or a one-shot answer (`--help`, `--version`).
@@ -62,13 +85,34 @@ pub fn start(args: &[String], help: &dyn Fn() -> String) -> anyhow::Result<Start
     for url in [&endpoint.fetch_url, &endpoint.push_url] {
         entire::sync::policy::check(repo.as_ref(), url)?;
     }
+    if let Some(repo) = &repo {
+        remove_dead_staging(repo);
+    }
     Ok(Start::Serve(Box::new(Session {
         io: Io::new(),
         opts: Options::default(),
         endpoint,
         repo,
         argv1: argv1.clone(),
+        refused: Vec::new(),
     })))
+}
+
+/// Before a push, delete the staging refs of push runs that were killed (`refs/entire/push-queue/<run>/…`
+/// whose run lock nobody holds). This runs before the helper answers `capabilities`, and `git push` waits for
+/// that answer before it reads the local refs, so `--mirror` (or a `refs/*` refspec) never sees them.
+fn remove_dead_staging(repo: &Repo) {
+    let argv = crate::wanted::parent_git_argv();
+    let pushing = argv
+        .as_deref()
+        .is_some_and(|argv| crate::wanted::subcommand_name(argv) == Some("push"));
+    tracing::debug!(target: "entire::helper", ?argv, pushing, "dead staging refs check");
+    if !pushing {
+        return;
+    }
+    if let Err(e) = entire::sync::push::runs::remove_dead(repo) {
+        tracing::info!(target: "entire::helper", "cannot remove staging refs of a dead push run: {e}");
+    }
 }
 
 /// The repository git runs us for: `GIT_DIR` when set, else none (`git ls-remote` outside a repository).
@@ -188,12 +232,23 @@ impl Session {
                 other => bail!("unexpected {other:?} inside a push batch"),
             }
         }
-        raw.iter()
+        let specs: Vec<PushSpec> = raw
+            .iter()
             .map(|r| {
                 PushSpec::parse(r)
                     .with_context(|| format!("malformed push line from git: push {r}"))
             })
-            .collect()
+            .collect::<anyhow::Result<_>>()?;
+        let (staging, specs): (Vec<PushSpec>, Vec<PushSpec>) =
+            specs.into_iter().partition(touches_staging);
+        self.refused = staging
+            .into_iter()
+            .map(|spec| {
+                let why = "staging ref of an entire push, never pushed".to_string();
+                (spec.dst, RefStatus::Rejected(Rejection::Failed(why)))
+            })
+            .collect();
+        Ok(specs)
     }
 
     /// Report a push's checkpoint side on stderr, then give git one status line per user ref and the blank
@@ -215,9 +270,10 @@ impl Session {
 
     pub fn finish_push(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
         self.report_push(outcome);
-        let mut lines: Vec<String> = outcome
-            .user
+        let mut lines: Vec<String> = self
+            .refused
             .iter()
+            .chain(&outcome.user)
             .map(|(dst, st)| st.helper_line(dst))
             .collect();
         lines.push(String::new());

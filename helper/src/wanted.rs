@@ -5,7 +5,8 @@
 //! the common case keeps its cheap protocol-v2 prefix listing (`HEAD`, `refs/heads/`, `refs/tags/`). The
 //! request is read from two places, both only ever widening the listing:
 //! - the remote's configured fetch refspecs (`remote.<name>.fetch`, `remote.<name>.mirror`);
-//! - the command line of the git process that started us (`git fetch …`, `git clone …`, `git ls-remote …`),
+//! - the command line of the git process that started us (`git fetch …`, `git clone …`, `git ls-remote …`,
+//!   `git push …`: a push needs the remote's old value of every destination, e.g. `refs/notes/commits`),
 //!   found by walking up the parent processes through `/proc` (Linux). Elsewhere, or when it cannot be read,
 //!   only the configured refspecs count.
 //!
@@ -38,7 +39,24 @@ impl Request {
                 out.push(p.clone());
             }
         }
+        // A name or prefix inside another prefix would be listed twice (git then sees a ref twice: "matches
+        // more than one").
+        let covered = |p: &String, all: &[String]| {
+            all.iter()
+                .any(|q| q != p && q.ends_with('/') && p.starts_with(q.as_str()))
+        };
+        let all = out.clone();
+        out.retain(|p| !covered(p, &all));
         out
+    }
+
+    /// Widen with one push refspec (configured or given on the command line).
+    pub fn add_push_refspec(&mut self, spec: &str) {
+        match prefixes_of_push_refspec(spec) {
+            Some(ps) if ps.iter().any(|p| p == "refs/") => self.all = true,
+            Some(ps) => self.extra.extend(ps),
+            None => {}
+        }
     }
 
     /// Widen with one refspec (configured or given on the command line).
@@ -117,6 +135,46 @@ const FETCH_WITH_VALUE: [&str; 14] = [
     "--submodule-prefix",
 ];
 
+/// `git push` options that take their value as the next argument.
+const PUSH_WITH_VALUE: [&str; 5] = ["--repo", "--receive-pack", "--exec", "-o", "--push-option"];
+
+/// The listing prefixes one push refspec needs: where it lands on the remote (its destination, else its source),
+/// so that git sees the remote's old value (`old..new`, leases, fast-forward checks) as with the plain URL.
+pub fn prefixes_of_push_refspec(spec: &str) -> Option<Vec<String>> {
+    let spec = spec.strip_prefix('+').unwrap_or(spec);
+    let dst = match spec.split_once(':') {
+        Some((_, dst)) if !dst.is_empty() => dst,
+        Some((src, _)) => src,
+        None => spec,
+    };
+    prefixes_of_refspec(dst)
+}
+
+/// What `git push [options] <repo> <refspec>…` needs listed (`--mirror`: everything).
+fn push_request(args: &[String]) -> Request {
+    let mut req = Request::default();
+    let mut positional = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--mirror" {
+            req.all = true;
+        } else if a == "--" {
+            positional.extend(args[i + 1..].iter().map(String::as_str));
+            break;
+        } else if PUSH_WITH_VALUE.contains(&a) {
+            i += 1;
+        } else if !a.starts_with('-') {
+            positional.push(a);
+        }
+        i += 1;
+    }
+    for spec in positional.iter().skip(1) {
+        req.add_push_refspec(spec);
+    }
+    req
+}
+
 /// The git subcommand of `argv` (`git [global options] <cmd> args…`) and its arguments.
 fn subcommand(argv: &[String]) -> Option<(&str, &[String])> {
     let mut i = 1;
@@ -133,6 +191,11 @@ fn subcommand(argv: &[String]) -> Option<(&str, &[String])> {
     None
 }
 
+/// The git subcommand of `argv` (`push`, `fetch`, …), if any.
+pub fn subcommand_name(argv: &[String]) -> Option<&str> {
+    subcommand(argv).map(|(cmd, _)| cmd)
+}
+
 /// What the git command line `argv` (argv[0] is `git`) will ask the helper for; `None` when it is not a
 /// command that lists through us (e.g. the `git remote-entire` wrapper itself).
 pub fn from_git_argv(argv: &[String]) -> Option<Request> {
@@ -144,6 +207,7 @@ pub fn from_git_argv(argv: &[String]) -> Option<Request> {
             req.all = true;
         }
         "clone" => req.all = args.iter().any(|a| a == "--mirror"),
+        "push" => return Some(push_request(args)),
         "fetch" | "pull" => {
             let mut positional = Vec::new();
             let mut i = 0;
@@ -237,6 +301,22 @@ mod tests {
             ("git ls-remote u", Some((true, true, &[]))),
             ("git clone u d", Some((false, false, &[]))),
             ("git clone --mirror u", Some((false, true, &[]))),
+            ("git push", Some((false, false, &[]))),
+            (
+                "git push u refs/notes/commits",
+                Some((false, false, &["refs/notes/commits"])),
+            ),
+            (
+                "git push --repo r -o x u main:refs/notes/n",
+                Some((false, false, &["refs/notes/n"])),
+            ),
+            (
+                "git push u +refs/x/*:refs/y/*",
+                Some((false, false, &["refs/y/"])),
+            ),
+            ("git push u :refs/z", Some((false, false, &["refs/z"]))),
+            ("git push --mirror u", Some((false, true, &[]))),
+            ("git push u refs/*:refs/*", Some((false, true, &[]))),
             ("git remote-entire origin entire::u", None),
             ("git", None),
         ];
@@ -265,6 +345,21 @@ mod tests {
             if let Some(r) = from_git_argv(&argv) {
                 let ps = r.prefixes();
                 prop_assert!(ps.contains(&"HEAD".to_string()));
+            }
+        }
+
+        #[test]
+        fn prefixes_never_overlap(specs in proptest::collection::vec("[a-z/*:+]{0,20}", 0..6)) {
+            let mut req = Request::default();
+            for s in &specs {
+                req.add_refspec(s);
+                req.add_push_refspec(s);
+            }
+            let ps = req.prefixes();
+            for p in &ps {
+                for q in &ps {
+                    prop_assert!(p == q || !(q.ends_with('/') && p.starts_with(q.as_str())), "{p} in {q}");
+                }
             }
         }
 

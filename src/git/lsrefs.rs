@@ -202,7 +202,13 @@ fn ls_refs_local(path: &std::path::Path, prefixes: &[&str]) -> Option<Listing> {
     }
     let peel = PackedPeel::read(remote.common_dir(), prefixes);
     let mut refs = Vec::new();
-    for p in prefixes {
+    // Overlapping prefixes (`refs/heads/` and `refs/heads/main`) list a ref once, as the protocol does.
+    let inside_another = |p: &str| {
+        prefixes
+            .iter()
+            .any(|q| *q != p && q.ends_with('/') && p.starts_with(q))
+    };
+    for p in prefixes.iter().filter(|p| !inside_another(p)) {
         if !p.ends_with('/') {
             refs.extend(local_exact(&remote, p)?);
             continue;
@@ -397,7 +403,10 @@ mod tests {
     #[test]
     fn header_traits_table() {
         let cases = [
-            ("# pack-refs with: peeled fully-peeled sorted \n", (true, true)),
+            (
+                "# pack-refs with: peeled fully-peeled sorted \n",
+                (true, true),
+            ),
             ("# pack-refs with: peeled \n", (false, true)),
             ("# pack-refs with: sorted\n", (false, false)),
             ("# pack-refs with:fully-peeled\n", (true, false)),
@@ -414,14 +423,26 @@ mod tests {
     fn packed_peel_answers_only_what_packed_refs_promises() {
         let id = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("hex");
         let loose = ["refs/tags/loose".to_string()].into_iter().collect();
-        let fully = PackedPeel { fully: true, tags: true, loose };
+        let fully = PackedPeel {
+            fully: true,
+            tags: true,
+            loose,
+        };
         assert_eq!(fully.known("refs/heads/a", None), Some(None));
         assert_eq!(fully.known("refs/tags/t", Some(id)), Some(Some(id)));
         assert_eq!(fully.known("refs/tags/loose", None), None);
-        let tags = PackedPeel { fully: false, tags: true, loose: Default::default() };
+        let tags = PackedPeel {
+            fully: false,
+            tags: true,
+            loose: Default::default(),
+        };
         assert_eq!(tags.known("refs/tags/t", None), Some(None));
         assert_eq!(tags.known("refs/heads/a", None), None);
-        let none = PackedPeel { fully: false, tags: false, loose: Default::default() };
+        let none = PackedPeel {
+            fully: false,
+            tags: false,
+            loose: Default::default(),
+        };
         assert_eq!(none.known("refs/tags/t", None), None);
     }
 

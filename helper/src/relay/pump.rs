@@ -24,6 +24,7 @@ pub fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
         opts,
         endpoint,
         argv1,
+        ..
     } = s;
     let Relayed {
         mut process,
@@ -59,6 +60,7 @@ pub fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
         endpoint,
         repo,
         argv1,
+        refused: Vec::new(),
     };
     session.pull_along(&fetch::walk_new_commits(&fetched));
     Ok(())

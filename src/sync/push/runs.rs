@@ -246,6 +246,11 @@ pub fn remove_dead(repo: &Repo) -> Result<(), StageError> {
 /// Take a run's lock without waiting: `None` when it is held (the run is alive, or another cleaner has it).
 fn claim(common: &Path, run: &str) -> Option<RunLock> {
     let path = lock_path(common, run);
+    // Staging refs whose run left no lock at all (its directory gone) are a dead run's too: a live run takes
+    // its lock before it creates any.
+    if let Some(dir) = path.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
     let file = open_lock(&path).ok()?;
     match file.try_lock() {
         Ok(()) if is_same(&file, &path) => Some(RunLock { path, _file: file }),
