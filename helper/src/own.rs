@@ -29,7 +29,7 @@ use entire::git::cmd as gitcmd;
 use entire::git::lsrefs::{self, RefValue};
 use entire::git::repo::ObjectId;
 use entire::sync::fetch;
-use entire::sync::push::connect::{Connection, Opened};
+use entire::sync::push::connect::{Connection, Dialed, Opened};
 use entire::sync::push::wire::Wire;
 use entire::sync::push::{self, GitPush};
 
@@ -46,6 +46,11 @@ pub fn serve(mut s: Session) -> anyhow::Result<()> {
             Command::Capabilities => {
                 s.io.reply(&["connect", "fetch", "push", "option", "object-format", ""])?
             }
+            Command::Connect { service } if service == "git-upload-pack" => match connect_clone(s)?
+            {
+                Some(back) => s = back,
+                None => return Ok(()),
+            },
             Command::Connect { service } => {
                 if connect(&mut s, &service)? {
                     return Ok(());
@@ -174,6 +179,78 @@ fn configured_prefixes(s: &Session) -> Vec<String> {
 }
 
 /// What git's fetch will ask for: the command line that started us plus the remote's configured refspecs.
+/// A `git clone` (not `--mirror`) over protocol v2 is connected straight to the remote's `git-upload-pack`,
+/// exactly like the plain URL: git then learns an unborn HEAD's branch from `ls-refs` (`unborn`), which the
+/// helper's `list` cannot express, and the clone lists only `HEAD`, `refs/heads/`, `refs/tags/` (never
+/// checkpoints). The wanted commits are watched on the way and their checkpoints pulled along once git has the
+/// pack. Anything else (fetch, `clone --mirror`, protocol v0/v1, a policy or proxy git must apply itself)
+/// answers `fallback` and hands the session back; `None` when the session is over.
+fn connect_clone(mut s: Session) -> anyhow::Result<Option<Session>> {
+    let cloning = wanted::parent_git_argv().is_some_and(|argv| {
+        wanted::subcommand_name(&argv) == Some("clone") && !argv.iter().any(|a| a == "--mirror")
+    });
+    let v2 = s
+        .repo
+        .as_ref()
+        .and_then(|r| entire::git::config::get(r, "protocol.version"))
+        .is_none_or(|v| v.trim() == "2");
+    let url = s.endpoint.fetch_url.clone();
+    let streams = match (cloning && v2, lsrefs::local_path(&url)) {
+        (false, _) => None,
+        (true, Some(path)) => Some(local_upload_pack(&path)?),
+        (true, None) => {
+            match entire::sync::push::connect::dial(s.repo.as_ref(), &url, "git-upload-pack", 2)? {
+                Dialed::Connected {
+                    reader,
+                    writer,
+                    child,
+                } => Some((reader, writer, child)),
+                Dialed::Unsupported(why) => {
+                    tracing::debug!(target: "entire::helper", "clone through list/fetch: {why}");
+                    None
+                }
+            }
+        }
+    };
+    let Some((reader, writer, child)) = streams else {
+        s.io.reply(&["fallback"])?;
+        return Ok(Some(s));
+    };
+    s.io.reply(&[""])?;
+    crate::relay::pump::pump_streams(
+        s,
+        writer,
+        std::io::BufReader::new(reader),
+        "git-upload-pack",
+        child,
+    )?;
+    Ok(None)
+}
+
+/// `git-upload-pack <path>` speaking protocol v2, as git runs it for a local clone.
+fn local_upload_pack(
+    path: &std::path::Path,
+) -> anyhow::Result<(
+    Box<dyn std::io::Read + Send>,
+    entire::sync::push::connect::ServerWriter,
+    Option<std::process::Child>,
+)> {
+    let mut child = std::process::Command::new("git-upload-pack")
+        .arg(path)
+        .env("GIT_PROTOCOL", "version=2")
+        .env(gitcmd::DEPTH_ENV, (gitcmd::depth() + 1).to_string())
+        .env_remove("GIT_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run git-upload-pack")?;
+    let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+        bail!("git-upload-pack started without pipes");
+    };
+    Ok((Box::new(from), Box::new(to), Some(child)))
+}
+
 fn fetch_request(s: &Session) -> Request {
     let mut req = wanted::parent_git_argv()
         .and_then(|argv| wanted::from_git_argv(&argv))

@@ -12,7 +12,7 @@
 //! `want` lines, and the checkpoint pull-along runs for those commits while git waits for us to exit.
 
 mod child;
-mod pump;
+pub mod pump;
 
 use std::collections::BTreeMap;
 

@@ -139,10 +139,6 @@ struct Scenario {
     repo: &'static str,
     args: &'static [&'static str],
     init: bool,
-    /// Known difference, not compared: the branch a clone's HEAD names when the remote HEAD is unborn. Protocol
-    /// v2 says "unborn HEAD → <branch>"; the remote-helper `list` cannot (over file, git daemon and ssh the
-    /// clone gets the local default branch, as plain git over protocol v0 does).
-    unborn_head: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -151,84 +147,72 @@ const SCENARIOS: &[Scenario] = &[
         repo: "server.git",
         args: &["clone", "{url}", "{dir}"],
         init: false,
-        unborn_head: false,
     },
     Scenario {
         name: "clone-empty",
         repo: "empty.git",
         args: &["clone", "{url}", "{dir}"],
         init: false,
-        unborn_head: true,
     },
     Scenario {
         name: "clone-unborn",
         repo: "unborn.git",
         args: &["clone", "{url}", "{dir}"],
         init: false,
-        unborn_head: true,
     },
     Scenario {
         name: "clone-mirror",
         repo: "server.git",
         args: &["clone", "--mirror", "{url}", "{dir}"],
         init: false,
-        unborn_head: false,
     },
     Scenario {
         name: "ls-remote",
         repo: "server.git",
         args: &["ls-remote", "{url}"],
         init: false,
-        unborn_head: false,
     },
     Scenario {
         name: "ls-remote-empty",
         repo: "empty.git",
         args: &["ls-remote", "{url}"],
         init: false,
-        unborn_head: false,
     },
     Scenario {
         name: "ls-remote-pattern",
         repo: "server.git",
         args: &["ls-remote", "{url}", "commits"],
         init: false,
-        unborn_head: false,
     },
     Scenario {
         name: "fetch-notes",
         repo: "server.git",
         args: &["fetch", "{url}", "refs/notes/commits"],
         init: true,
-        unborn_head: false,
     },
     Scenario {
         name: "fetch-changes-glob",
         repo: "server.git",
         args: &["fetch", "{url}", "refs/changes/*:refs/changes/*"],
         init: true,
-        unborn_head: false,
     },
     Scenario {
         name: "fetch-pull",
         repo: "server.git",
         args: &["fetch", "{url}", "+refs/pull/1/head:refs/remotes/pr/1"],
         init: true,
-        unborn_head: false,
     },
     Scenario {
         name: "fetch-short-names",
         repo: "server.git",
         args: &["fetch", "{url}", "main", "tag", "v1"],
         init: true,
-        unborn_head: false,
     },
     Scenario {
         name: "fetch-missing",
         repo: "server.git",
         args: &["fetch", "{url}", "refs/heads/nope"],
         init: true,
-        unborn_head: false,
     },
 ];
 
@@ -286,7 +270,7 @@ fn run_scenario(s: &Served, sc: &Scenario, via_helper: bool) -> Outcome {
     let refs = if sc.args[0] == "ls-remote" {
         run.stdout.clone()
     } else {
-        repo_refs(env, &dir, !sc.unborn_head)
+        repo_refs(env, &dir, true)
     };
     Outcome {
         code: run.status,

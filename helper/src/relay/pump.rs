@@ -1,6 +1,8 @@
 //! The byte pump of relay mode after `stateless-connect`, and the checkpoint pull-along that follows a
 //! protocol-v2 fetch.
 
+use std::io::{BufRead, Write};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use entire::git::repo::ObjectId;
@@ -18,6 +20,21 @@ const DISCONNECT_WAIT: Duration = Duration::from_secs(30 * 60);
 /// us before it updates refs, so after [`wait_for_disconnect`] the walk "wanted, not reachable from local refs"
 /// is exactly the commits this fetch brought.
 pub fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
+    let Relayed {
+        process, to, from, ..
+    } = child;
+    pump_streams(s, to, from, service, Some(process))
+}
+
+/// [`pump`] over any pair of streams: `to` (closed when git is done sending) and `from` the server, and the
+/// process behind them (waited for), e.g. a direct `git-upload-pack` connection of own mode.
+pub fn pump_streams(
+    s: Session,
+    mut to: impl Write + Send + 'static,
+    mut from: impl BufRead,
+    service: &str,
+    process: Option<Child>,
+) -> anyhow::Result<()> {
     let Session {
         io,
         repo,
@@ -26,12 +43,6 @@ pub fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
         argv1,
         ..
     } = s;
-    let Relayed {
-        mut process,
-        mut to,
-        mut from,
-        ..
-    } = child;
     let mut input = io.input;
     let upstream = std::thread::spawn(move || {
         let mut sniffer = WantSniffer::default();
@@ -41,7 +52,9 @@ pub fn pump(s: Session, child: Relayed, service: &str) -> anyhow::Result<()> {
     });
     let mut stdout = io.output;
     copy_flushing(&mut from, &mut stdout, |_| {});
-    let _ = process.wait();
+    if let Some(mut process) = process {
+        let _ = process.wait();
+    }
     let wants = upstream.join().unwrap_or_default();
     if repo.is_none() || service != "git-upload-pack" || wants.is_empty() {
         return Ok(());

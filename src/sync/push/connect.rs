@@ -198,6 +198,120 @@ fn program_command(program: &str, shell: bool) -> Command {
     }
 }
 
+/// A raw connection to a service of a remote, before anything was read from it.
+pub enum Dialed {
+    Connected {
+        reader: Box<dyn Read + Send>,
+        writer: ServerWriter,
+        /// The ssh process (ssh only).
+        child: Option<Child>,
+    },
+    /// Not a case this module handles; the reason is for logs.
+    Unsupported(&'static str),
+}
+
+/// The write half of a git:// connection: dropping it shuts the socket down for writing, so the server sees
+/// the end of the client's requests (a protocol-v2 `upload-pack` serves commands until then).
+struct TcpWriter(TcpStream);
+
+impl Write for TcpWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Drop for TcpWriter {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Open `service` (`git-receive-pack`, `git-upload-pack`) of the ssh or git:// `url` as git's `connect.c`
+/// does, asking for protocol `version` (0: none), or say why this case is left to git.
+pub fn dial(
+    repo: Option<&Repo>,
+    url: &str,
+    service: &str,
+    version: u8,
+) -> Result<Dialed, ConnectError> {
+    let Ok(parsed) = gix::url::parse(gix::bstr::BStr::new(url.as_bytes())) else {
+        return Ok(Dialed::Unsupported("not a URL gix parses"));
+    };
+    let scheme = match parsed.scheme {
+        gix::url::Scheme::Ssh => "ssh",
+        gix::url::Scheme::Git => "git",
+        _ => return Ok(Dialed::Unsupported("not ssh or git://")),
+    };
+    if std::env::var_os("GIT_ALLOW_PROTOCOL").is_some()
+        || setting(repo, "protocol.allow").is_some()
+        || setting(repo, &format!("protocol.{scheme}.allow")).is_some()
+    {
+        return Ok(Dialed::Unsupported("a protocol policy is configured"));
+    }
+    let Some(host) = parsed.host().map(str::to_string) else {
+        return Ok(Dialed::Unsupported("no host"));
+    };
+    let path = gix::url::expand_path::for_shell(parsed.path.clone()).to_string();
+    if host.starts_with('-') || path.starts_with('-') {
+        return Ok(Dialed::Unsupported("host or path looks like an option"));
+    }
+    let io = |source| ConnectError::Io {
+        url: url.to_string(),
+        source,
+    };
+    if scheme == "git" {
+        if std::env::var_os("GIT_PROXY_COMMAND").is_some()
+            || setting(repo, "core.gitProxy").is_some()
+        {
+            return Ok(Dialed::Unsupported("a git proxy is configured"));
+        }
+        let port = parsed.port.unwrap_or(9418);
+        let stream = TcpStream::connect((host.as_str(), port)).map_err(io)?;
+        let _ = stream.set_nodelay(true);
+        let mut request = format!("{service} {path}\0host={host}");
+        if let Some(p) = parsed.port {
+            request.push_str(&format!(":{p}"));
+        }
+        request.push('\0');
+        if version > 0 {
+            request.push_str(&format!("\0version={version}\0"));
+        }
+        let mut w = stream.try_clone().map_err(io)?;
+        w.write_all(&pkt(request.as_bytes())).map_err(io)?;
+        return Ok(Dialed::Connected {
+            reader: Box::new(stream),
+            writer: Box::new(TcpWriter(w)),
+            child: None,
+        });
+    }
+    let Some(mut cmd) = ssh_command(repo, &parsed, &host, version) else {
+        return Ok(Dialed::Unsupported("ssh variant cannot take these options"));
+    };
+    cmd.arg(format!("{service} {}", sq_quote(&path)));
+    for var in LOCAL_REPO_ENV {
+        cmd.env_remove(var);
+    }
+    if version > 0 {
+        cmd.env("GIT_PROTOCOL", format!("version={version}"));
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    tracing::debug!(target: "entire::push", "connecting: {cmd:?}");
+    let mut child = cmd.spawn().map_err(io)?;
+    let (Some(w), Some(r)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(io(std::io::Error::other("ssh started without pipes")));
+    };
+    Ok(Dialed::Connected {
+        reader: Box::new(r),
+        writer: Box::new(w),
+        child: Some(child),
+    })
+}
+
 impl Connection {
     /// Connect to `url`'s receive-pack and read its advertisement, or say why this case is left to git.
     pub fn open(repo: Option<&Repo>, url: &str) -> Result<Opened, ConnectError> {
@@ -209,77 +323,18 @@ impl Connection {
         }) {
             return Ok(Opened::Unsupported("entire.oneConnectionPush is off"));
         }
-        let Ok(parsed) = gix::url::parse(gix::bstr::BStr::new(url.as_bytes())) else {
-            return Ok(Opened::Unsupported("not a URL gix parses"));
-        };
-        let scheme = match parsed.scheme {
-            gix::url::Scheme::Ssh => "ssh",
-            gix::url::Scheme::Git => "git",
-            _ => return Ok(Opened::Unsupported("not ssh or git://")),
-        };
-        if std::env::var_os("GIT_ALLOW_PROTOCOL").is_some()
-            || setting(repo, "protocol.allow").is_some()
-            || setting(repo, &format!("protocol.{scheme}.allow")).is_some()
-        {
-            return Ok(Opened::Unsupported("a protocol policy is configured"));
-        }
         let version: u8 = match setting(repo, "protocol.version").as_deref() {
             Some("1") => 1,
             _ => 0,
         };
-        let Some(host) = parsed.host().map(str::to_string) else {
-            return Ok(Opened::Unsupported("no host"));
+        let (reader, writer, child) = match dial(repo, url, "git-receive-pack", version)? {
+            Dialed::Connected {
+                reader,
+                writer,
+                child,
+            } => (reader, writer, child),
+            Dialed::Unsupported(why) => return Ok(Opened::Unsupported(why)),
         };
-        let path = gix::url::expand_path::for_shell(parsed.path.clone()).to_string();
-        if host.starts_with('-') || path.starts_with('-') {
-            return Ok(Opened::Unsupported("host or path looks like an option"));
-        }
-        let io = |source| ConnectError::Io {
-            url: url.to_string(),
-            source,
-        };
-        let (reader, writer, child): (Box<dyn Read + Send>, Box<dyn Write + Send>, _) =
-            if scheme == "git" {
-                if std::env::var_os("GIT_PROXY_COMMAND").is_some()
-                    || setting(repo, "core.gitProxy").is_some()
-                {
-                    return Ok(Opened::Unsupported("a git proxy is configured"));
-                }
-                let port = parsed.port.unwrap_or(9418);
-                let stream = TcpStream::connect((host.as_str(), port)).map_err(io)?;
-                let _ = stream.set_nodelay(true);
-                let mut request = format!("git-receive-pack {path}\0host={host}");
-                if let Some(p) = parsed.port {
-                    request.push_str(&format!(":{p}"));
-                }
-                request.push('\0');
-                if version > 0 {
-                    request.push_str(&format!("\0version={version}\0"));
-                }
-                let mut w = stream.try_clone().map_err(io)?;
-                w.write_all(&pkt(request.as_bytes())).map_err(io)?;
-                (Box::new(stream), Box::new(w), None)
-            } else {
-                let Some(mut cmd) = ssh_command(repo, &parsed, &host, version) else {
-                    return Ok(Opened::Unsupported("ssh variant cannot take these options"));
-                };
-                cmd.arg(format!("git-receive-pack {}", sq_quote(&path)));
-                for var in LOCAL_REPO_ENV {
-                    cmd.env_remove(var);
-                }
-                if version > 0 {
-                    cmd.env("GIT_PROTOCOL", format!("version={version}"));
-                }
-                cmd.stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit());
-                tracing::debug!(target: "entire::push", "connecting: {cmd:?}");
-                let mut child = cmd.spawn().map_err(io)?;
-                let (Some(w), Some(r)) = (child.stdin.take(), child.stdout.take()) else {
-                    return Err(io(std::io::Error::other("ssh started without pipes")));
-                };
-                (Box::new(r), Box::new(w), Some(child))
-            };
         let mut conn = Connection {
             url: url.to_string(),
             advertisement: Vec::new(),
