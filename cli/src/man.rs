@@ -70,19 +70,23 @@ branch: local-only commits replayed onto the remote tip, a union merge commit wh
 compare-and-swap and pushed again, up to three times; anything left is one stderr line and stays queued.
 
 FETCH. Fetch and clone behave like the plain address (depth, shallow and filter options pass through). \
-Afterwards checkpoint refs are pulled along in one extra round trip, per entire.fetchCheckpoints.
+Afterwards checkpoint refs are pulled along in one extra round trip, per entire.fetchCheckpoints. A clone over \
+ssh, git:// or file:// (not --mirror; protocol v2) is connected straight to the remote's git-upload-pack, so the \
+new clone's HEAD names the remote's branch even when that branch is unborn, as with the plain address.
 
 TRANSPORTS. http(s) and ftp(s) are relayed to git's own git-remote-http(s), so one discovery and one credential \
 prompt serve the whole push. ssh, git:// and file:// are served by the helper: refs are listed in-process \
-(protocol v2 ls-refs limited to HEAD, refs/heads/, refs/tags/, widened to what the fetch needs: the remote's \
-fetch refspecs and those on the calling git command line, e.g. refs/notes/commits, refs/changes/*, clone \
---mirror, ls-remote; a local repository is read directly), objects move through `git fetch` and `git push \
+(protocol v2 ls-refs limited to HEAD, refs/heads/, refs/tags/, widened to what the fetch or push needs: the remote's \
+fetch and push refspecs and those on the calling git command line, e.g. refs/notes/commits, refs/changes/*, \
+clone --mirror, push --mirror, ls-remote; a local repository is read directly), objects move through `git fetch` and `git push \
 --porcelain` children. A push over ssh or git:// uses ONE connection, as plain git does: the helper opens the \
 remote's git-receive-pack itself (GIT_SSH_COMMAND, core.sshCommand, GIT_SSH and ssh.variant as git applies \
 them), answers git's listing from its advertisement and lets `git send-pack --stateless-rpc` push over the same \
 connection; with a git proxy or a protocol policy configured, or entire.oneConnectionPush=false, the listing and \
 a `git push` child use two connections. A push to a local repository with nothing queued is connected straight to \
-git-receive-pack. Checkpoint refs are never listed for push, so --mirror and --prune cannot delete them, and \
+git-receive-pack. A checkpoint ref is listed for push only when the local repository has \
+it too, and staging refs (refs/entire/push-queue/) never: --mirror and --prune cannot delete either, and a \
+--mirror push leaves staging refs behind (those of killed runs are removed first). Checkpoint refs are \
 never fetched by git itself: they come through the pull-along, which stores only commits under valid checkpoint \
 names. git's transport policy (protocol.<name>.allow, protocol.allow, GIT_ALLOW_PROTOCOL, \
 GIT_PROTOCOL_FROM_USER) applies to the transport behind entire:: before any connection.

@@ -95,8 +95,9 @@ fn pull_along_is_one_extra_round_trip() {
     );
     let local = env.path().join("local");
     assert_eq!(refs(env, &local, CP).len(), 25);
-    // list (ls-refs), the code fetch, and ONE fetch for all 25 checkpoints.
-    assert_eq!(s.fetch_connections(), Some(before + 3), "{}", s.log());
+    // The clone's own connection (ls-refs and fetch, as with the plain URL) and ONE fetch for all 25
+    // checkpoints.
+    assert_eq!(s.fetch_connections(), Some(before + 2), "{}", s.log());
 }
 
 #[test]

@@ -44,18 +44,27 @@ pub fn pump_streams(
         ..
     } = s;
     let mut input = io.input;
-    let upstream = std::thread::spawn(move || {
-        let mut sniffer = WantSniffer::default();
-        copy_flushing(&mut input, &mut to, |chunk| sniffer.feed(chunk));
-        drop(to);
-        sniffer.wants()
+    // The git → server copy is never joined: when the server ends first (e.g. no repository there), git still
+    // waits for an answer on our stdout and would never close its side. Everything the server received was
+    // fed to the sniffer before it was written, so the wants are complete once the server has finished.
+    let sniffer = std::sync::Arc::new(std::sync::Mutex::new(WantSniffer::default()));
+    let sniffed = std::sync::Arc::clone(&sniffer);
+    std::thread::spawn(move || {
+        copy_flushing(&mut input, &mut to, |chunk| {
+            if let Ok(mut s) = sniffed.lock() {
+                s.feed(chunk);
+            }
+        });
     });
     let mut stdout = io.output;
     copy_flushing(&mut from, &mut stdout, |_| {});
     if let Some(mut process) = process {
         let _ = process.wait();
     }
-    let wants = upstream.join().unwrap_or_default();
+    let wants = sniffer
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s).wants())
+        .unwrap_or_default();
     if repo.is_none() || service != "git-upload-pack" || wants.is_empty() {
         return Ok(());
     }
