@@ -1,8 +1,10 @@
 //! Own mode (ssh, git://, file://, local paths): capabilities `connect`, `fetch`, `push`, `option`,
 //! `object-format`.
 //!
-//! - `connect`: only a push to a local repository with no checkpoint queued for it is connected straight to
-//!   `git-receive-pack` (git then pushes exactly as for the plain URL); everything else answers `fallback`.
+//! - `connect`: a push to a local repository with no checkpoint queued for it is connected straight to
+//!   `git-receive-pack` (git then pushes exactly as for the plain URL); a `git clone` (not `--mirror`, protocol
+//!   v2) straight to the remote's `git-upload-pack` (git learns an unborn HEAD's branch as with the plain URL;
+//!   checkpoints are pulled along from the watched wants); everything else answers `fallback`.
 //! - `list for-push`: in-process protocol-v2 `ls-refs` for `HEAD`, `refs/heads/`, `refs/tags/` (plus
 //!   `entire.listPrefixes`), widened to every destination of git's push ([`crate::wanted`]: `refs/notes/…`,
 //!   `--mirror`) so git reports `old..new` as with the plain URL; `refs/entire/` is never listed, so
