@@ -9,7 +9,7 @@ use entire::model::id::CheckpointId;
 use entire::model::refname;
 use entire::store;
 use entire::store::settings::Backend;
-use entire::sync::lazy::{self, Lookup};
+use entire::sync::lazy::{self, Read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,16 +29,20 @@ pub struct Args {
 pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
     let id = CheckpointId::parse(&a.id)?;
     let (repo, settings) = open_repo()?;
-    let lookup = if a.no_fetch {
+    let path = a.path.as_deref().unwrap_or("metadata.json");
+    let read = if a.no_fetch {
         match store::find(&repo, settings.rollout, &id)? {
-            Some(f) => Lookup::Found(f),
-            None => Lookup::NotOnRemote,
+            Some(located) => {
+                let bytes = store::read(&repo, &id, &located, path)?;
+                Read::Found { located, bytes }
+            }
+            None => Read::NotOnRemote,
         }
     } else {
-        lazy::find_or_fetch(&repo, settings.rollout, &id).map_err(super::fetch::lazy_error)?
+        lazy::read_or_fetch(&repo, settings.rollout, &id, path).map_err(super::fetch::lazy_error)?
     };
-    let found = match lookup {
-        Lookup::Found(found) => found,
+    let (found, bytes) = match read {
+        Read::Found { located, bytes } => (located, bytes),
         missing => {
             let mut places = refname::spellings(&id);
             places.push(refname::LEGACY_BRANCH.to_string());
@@ -47,7 +51,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
             }
             let where_ = match missing {
                 _ if a.no_fetch => "locally",
-                Lookup::NoRemote => "locally, and there is no remote to fetch it from",
+                Read::NoRemote => "locally, and there is no remote to fetch it from",
                 _ => "locally or on the remote",
             };
             return Err(CliError::user(format!(
@@ -56,8 +60,7 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
             )));
         }
     };
-    let path = a.path.as_deref().unwrap_or("metadata.json");
-    let Some(bytes) = store::read(&repo, &id, &found, path)? else {
+    let Some(bytes) = bytes else {
         return Err(CliError::user(format!(
             "checkpoint {id} has no file {path:?} (found in {})",
             found.ref_name

@@ -31,6 +31,8 @@ use crate::model::id::CheckpointId;
 use crate::model::refname::{self, CHECKPOINT_PREFIX};
 use crate::sync::linked::{self, LinkError, Walk};
 
+mod full;
+
 /// IDs per `git fetch` child (two `ref-prefix` lines each at most).
 pub const MAX_IDS_PER_FETCH: usize = 10_000;
 
@@ -63,6 +65,10 @@ pub struct FetchReport {
     pub round_trips: usize,
     /// Refs the remote served that are not valid checkpoints (`name: why`); removed again after the fetch.
     pub refused: Vec<String>,
+    /// With `full` asked for: the remote's `v2/full/*` generations (local ref name, commit), `current` first,
+    /// then the archives newest → oldest. Their objects are local; the refs themselves were only created where
+    /// missing or fast-forwarded (a diverged local generation is left as it is).
+    pub full_generations: Vec<(String, ObjectId)>,
 }
 
 /// The local ref of `id` under either shard spelling, canonical first.
@@ -82,16 +88,43 @@ pub fn fetch_missing(
     url: &str,
     ids: &[CheckpointId],
 ) -> Result<FetchReport, FetchError> {
-    fetch_missing_with(repo, url, ids, &[])
+    fetch_missing_with(repo, url, ids, &[], false)
 }
 
-/// [`fetch_missing`], with `along` (refs fetched fast-forward only into themselves, e.g. `v2/main`) in the
-/// first fetch; nothing is fetched when no ID is missing.
+/// What a read wants fetched besides missing checkpoint refs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadWants {
+    /// Bring `v2/main` along (fast-forward only).
+    pub v2_main: bool,
+    /// Fetch the remote's `v2/full/*` generations (see [`FetchReport::full_generations`]).
+    pub full: bool,
+}
+
+/// [`fetch_missing`] for a read: the first fetch also carries what `wants` asks for, so a read costs one round
+/// trip whatever it needs. With `wants.full` one fetch happens even when no ID is missing.
+pub fn fetch_for_read(
+    repo: &Repo,
+    url: &str,
+    ids: &[CheckpointId],
+    wants: ReadWants,
+) -> Result<FetchReport, FetchError> {
+    let along: &[&str] = if wants.v2_main {
+        &[refname::V2_MAIN]
+    } else {
+        &[]
+    };
+    fetch_missing_with(repo, url, ids, along, wants.full)
+}
+
+/// [`fetch_missing`], with `along` (refs fetched fast-forward only into themselves, e.g. `v2/main`) and, if
+/// `full`, the `v2/full/*` generations (into scratch refs, see [`full`]) in the first fetch; nothing is
+/// fetched when no ID is missing and `full` is false.
 fn fetch_missing_with(
     repo: &Repo,
     url: &str,
     ids: &[CheckpointId],
     along: &[&str],
+    full: bool,
 ) -> Result<FetchReport, FetchError> {
     let mut report = FetchReport::default();
     let mut missing = Vec::new();
@@ -105,7 +138,12 @@ fn fetch_missing_with(
             missing.push(id.clone());
         }
     }
-    for (i, chunk) in missing.chunks(MAX_IDS_PER_FETCH).enumerate() {
+    let mut chunks: Vec<&[CheckpointId]> = missing.chunks(MAX_IDS_PER_FETCH).collect();
+    if chunks.is_empty() && full {
+        chunks.push(&[]);
+    }
+    let scratch = full::scratch_prefix();
+    for (i, chunk) in chunks.into_iter().enumerate() {
         let mut specs: Vec<String> = chunk
             .iter()
             .flat_map(refname::spellings)
@@ -115,9 +153,21 @@ fn fetch_missing_with(
         if i == 0 {
             specs.extend(along.iter().map(|r| format!("{r}:{r}")));
             prefixes.extend(along.iter().map(|r| r.to_string()));
+            if full {
+                specs.push(full::refspec(&scratch));
+            }
         }
         let before = snapshot(repo, &prefixes)?;
-        fetch_refspecs(&repo_dir(repo), url, &specs)?;
+        let fetched = fetch_refspecs(&repo_dir(repo), url, &specs);
+        if i == 0 && full {
+            let adopted = full::adopt(repo, &scratch);
+            fetched?;
+            let (gens, refused) = adopted?;
+            report.full_generations = gens;
+            report.refused.extend(refused);
+        } else {
+            fetched?;
+        }
         report.round_trips += 1;
         report
             .refused
@@ -333,7 +383,7 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
             } else {
                 &[]
             };
-            let report = fetch_missing_with(repo, url, &ids, along)?;
+            let report = fetch_missing_with(repo, url, &ids, along, false)?;
             Ok(PullReport {
                 wanted: ids.len(),
                 fetched: report.fetched.len(),

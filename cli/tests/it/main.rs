@@ -35,6 +35,7 @@ mod store_sample;
 mod tasks;
 mod transports;
 mod v2_compact;
+mod v2_lazy_read;
 mod v2_rotation;
 mod v2_write;
 mod validation;

@@ -96,6 +96,36 @@ pub fn read(
     }
 }
 
+/// True when `path` is read from `/full` (a raw transcript, its hash, task files) rather than from `/main`.
+pub fn on_full(path: &str) -> bool {
+    !matches!(place(path.trim_matches('/')), Place::Main(_))
+}
+
+/// Bytes of the `/full` path `path` of checkpoint `id`, searched in the generation commits `generations` (in
+/// search order) instead of the local `/full` refs: used for generations a read just fetched into scratch refs.
+/// `None` for a `/main` path or a checkpoint none of them holds.
+pub fn read_full_in(
+    repo: &Repo,
+    id: &CheckpointId,
+    path: &str,
+    generations: &[ObjectId],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let path = path.trim_matches('/');
+    let cp = layout::checkpoint_path(id);
+    for commit in generations {
+        let root = repo.commit_tree(*commit)?;
+        let Some(t) = repo.lookup(root, &cp)?.filter(|e| e.is_tree) else {
+            continue;
+        };
+        return match place(path) {
+            Place::Main(_) => Ok(None),
+            Place::Full(p) => blob_at(repo, t.id, &p),
+            Place::Raw(slot) => raw_transcript(repo, t.id, slot),
+        };
+    }
+    Ok(None)
+}
+
 fn blob_at(repo: &Repo, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
     match repo.lookup(tree, path)? {
         Some(e) if !e.is_tree => Ok(Some(repo.read_blob(e.id)?)),
@@ -152,5 +182,11 @@ mod tests {
             Place::Full("0/tasks/t1/a.jsonl".into())
         );
         assert_eq!(place("x/raw_transcript"), Place::Main("x/raw_transcript"));
+        assert!(
+            on_full("/0/full.jsonl")
+                && on_full("0/tasks/t/a.jsonl")
+                && on_full("1/content_hash.txt")
+        );
+        assert!(!on_full("metadata.json") && !on_full("0/transcript_hash.txt"));
     }
 }
