@@ -1,4 +1,5 @@
-//! `git entire show`: print a checkpoint's root metadata or one file inside it.
+//! `git entire show`: print a checkpoint's root metadata or one file inside it, fetching what is missing
+//! locally first (one round trip, see `entire::sync::lazy`).
 
 use std::io::Write;
 
@@ -21,7 +22,9 @@ pub struct Args {
     /// Print a JSON object with where the checkpoint was found and the content.
     #[arg(long)]
     json: bool,
-    /// Do not fetch the checkpoint from the remote when it is missing locally.
+    /// Do not fetch from the remote what is missing locally. Without it, a missing checkpoint (with `v2/main`
+    /// when v2 is on) and, for a v2 raw transcript no local `/full` generation holds, the remote's `v2/full/*`
+    /// generations are fetched first, in one round trip; a diverged local ref is never overwritten.
     #[arg(long)]
     no_fetch: bool,
 }

@@ -24,6 +24,10 @@ use super::{invalid_ref, repo_dir, FetchError};
 
 const FULL_PREFIX: &str = "refs/entire/checkpoints/v2/full/";
 
+/// The valid fetched generations (local ref name, commit; `current` first, then archives newest → oldest) and
+/// one line per refused ref.
+pub(super) type Adopted = (Vec<(String, ObjectId)>, Vec<String>);
+
 /// This process's scratch namespace for fetched generations.
 pub(super) fn scratch_prefix() -> String {
     format!("refs/entire-fetch-tmp/read-{}/full/", std::process::id())
@@ -36,10 +40,7 @@ pub(super) fn refspec(scratch: &str) -> String {
 
 /// Adopt what a fetch wrote under `scratch` and remove the scratch refs. Returns the valid generations
 /// (`current` first, then archives newest → oldest) and one line per refused ref.
-pub(super) fn adopt(
-    repo: &Repo,
-    scratch: &str,
-) -> Result<(Vec<(String, ObjectId)>, Vec<String>), FetchError> {
+pub(super) fn adopt(repo: &Repo, scratch: &str) -> Result<Adopted, FetchError> {
     let fetched = repo.refs_with_prefix(scratch)?;
     let result = adopt_fetched(repo, scratch, &fetched);
     let cleanup: Vec<RefUpdate> = fetched
@@ -60,7 +61,7 @@ fn adopt_fetched(
     repo: &Repo,
     scratch: &str,
     fetched: &[(String, ObjectId)],
-) -> Result<(Vec<(String, ObjectId)>, Vec<String>), FetchError> {
+) -> Result<Adopted, FetchError> {
     let mut gens = Vec::new();
     let mut refused = Vec::new();
     let mut updates = Vec::new();
@@ -86,13 +87,18 @@ fn adopt_fetched(
             });
         }
     }
-    gens.sort_by_key(|(name, _)| (name != V2_FULL_CURRENT, Reverse(name.clone())));
+    search_order(&mut gens);
     if !updates.is_empty() {
         if let Err(e) = repo.transaction(&updates, "entire: fetch v2/full generations") {
             tracing::info!(target: "entire::fetch", "local generations moved meanwhile, left as they are: {e}");
         }
     }
     Ok((gens, refused))
+}
+
+/// `current` first, then the archives newest → oldest (13-digit names sort as numbers).
+fn search_order<T>(gens: &mut [(String, T)]) {
+    gens.sort_by_key(|(name, _)| (name != V2_FULL_CURRENT, Reverse(name.clone())));
 }
 
 /// True when `a` is an ancestor of `b`.
@@ -114,5 +120,27 @@ fn is_ancestor(repo: &Repo, a: ObjectId, b: ObjectId) -> Result<bool, FetchError
             stderr: out.stderr_text(),
         }
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_are_searched_current_first_then_newest_archive() {
+        let names = ["0000000000002", "current", "0000000000010", "0000000000001"];
+        let mut gens: Vec<(String, ())> = names
+            .iter()
+            .map(|n| (format!("{FULL_PREFIX}{n}"), ()))
+            .collect();
+        search_order(&mut gens);
+        let got: Vec<&str> = gens.iter().map(|(n, _)| &n[FULL_PREFIX.len()..]).collect();
+        assert_eq!(
+            got,
+            ["current", "0000000000010", "0000000000002", "0000000000001"]
+        );
+        assert!(refspec("refs/x/").starts_with('+'));
+        assert!(scratch_prefix().starts_with("refs/entire-fetch-tmp/read-"));
     }
 }
