@@ -202,3 +202,34 @@ fn a_missing_checkpoint_is_still_not_found() {
         assert_eq!(scratch_refs(&s.env, &b), "");
     }
 }
+
+/// The same read on a reftable clone: the scratch refs, the adopted generations and their removal go through
+/// git's reftable backend; a metadata read on a plain clone fetches `v2/main` alone.
+#[test]
+fn reads_on_a_reftable_clone_and_metadata_reads_fetch_v2_main() {
+    let (s, cps) = served(Kind::File);
+    let env = &s.env;
+    let url = s.url("server.git");
+    env.git(
+        env.path(),
+        &["clone", "-q", "--ref-format=reftable", &url, "rt"],
+    );
+    let rt = env.path().join("rt");
+    settings(&rt, V2_PRIMARY);
+    let (out, fetches, _) = show(&s, &rt, &[&cps[1].0, "0/raw_transcript"]);
+    assert_eq!((out.ok().stdout, fetches), (cps[1].1.clone(), 1));
+    let server = s.path("server.git");
+    assert_eq!(
+        ref_value(env, &rt, &archive(1)),
+        ref_value(env, &server, &archive(1))
+    );
+    assert_eq!(scratch_refs(env, &rt), "");
+
+    let m = plain_clone(&s, "m");
+    let (out, fetches, _) = show(&s, &m, &[&cps[3].0]);
+    let out = out.ok();
+    assert!(out.stdout.contains(&cps[3].0), "{}", out.stdout);
+    assert_eq!(fetches, 1);
+    assert_eq!(ref_value(env, &m, MAIN), ref_value(env, &server, MAIN));
+    assert_eq!(ref_value(env, &m, CURRENT), None, "metadata needs no /full");
+}
