@@ -17,6 +17,8 @@
 //!
 //! With v2 on, the pull-along also brings `refs/entire/checkpoints/v2/main` (fast-forward only: a local
 //! `v2/main` that diverged stays as it is, the next push merges it) in the same round trip as the checkpoints.
+//! A read ([`fetch_for_read`]) may also ask for the `v2/full/*` generations in that same fetch: they go to
+//! per-process scratch refs and are adopted create-or-fast-forward only (see [`full`]).
 //!
 //! Failure modes: [`FetchError::Unreachable`] when git could not fetch (network, authentication, no such
 //! repository) — distinct from an ID that is simply [`FetchReport::not_on_remote`].
