@@ -18,7 +18,7 @@
 //! With v2 on, the pull-along also brings `refs/entire/checkpoints/v2/main` (fast-forward only: a local
 //! `v2/main` that diverged stays as it is, the next push merges it) in the same round trip as the checkpoints.
 //! A read ([`fetch_for_read`]) may also ask for the `v2/full/*` generations in that same fetch: they go to
-//! per-process scratch refs and are adopted create-or-fast-forward only (see [`full`]).
+//! per-process scratch refs and are adopted create-or-fast-forward only (see `fetch/full.rs`).
 //!
 //! Failure modes: [`FetchError::Unreachable`] when git could not fetch (network, authentication, no such
 //! repository) — distinct from an ID that is simply [`FetchReport::not_on_remote`].
@@ -119,7 +119,7 @@ pub fn fetch_for_read(
 }
 
 /// [`fetch_missing`], with `along` (refs fetched fast-forward only into themselves, e.g. `v2/main`) and, if
-/// `full`, the `v2/full/*` generations (into scratch refs, see [`full`]) in the first fetch; nothing is
+/// `full`, the `v2/full/*` generations (into scratch refs, see `fetch/full.rs`) in the first fetch; nothing is
 /// fetched when no ID is missing and `full` is false.
 fn fetch_missing_with(
     repo: &Repo,
