@@ -11,12 +11,16 @@ use serde_json::Value;
 
 use crate::env::TestEnv;
 use crate::migrate::{legacy_checkpoints, migrate, sample_repo, LEGACY};
-use crate::migrate_history::{fast_import, LegacyCommit};
+use crate::migrate_history::{fast_import, synthetic_legacy, LegacyCommit};
 use crate::migrate_v2::{blobs, full_membership, legacy_raw, v2_raw, v2_refs, CURRENT, V2};
 
-/// `archive ref -> commit` of the pending publications.
+/// `archive ref -> commit` of the pending publications (bare or not).
 fn pending(dir: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(dir.join(".git/entire-v2-rotations/pending.json")) else {
+    let file = ["", ".git"]
+        .iter()
+        .map(|g| dir.join(g).join("entire-v2-rotations/pending.json"))
+        .find(|p| p.exists());
+    let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
         return BTreeMap::new();
     };
     let doc: Value = serde_json::from_str(&text).expect("pending.json");
@@ -47,16 +51,24 @@ fn kill_after(env: &TestEnv, dir: &Path, delay: Duration) {
 fn kill_at_20_points_then_rerun_converges_to_the_uninterrupted_result() {
     let env = TestEnv::new();
     env.set_env("ENTIRE_TEST_V2_GENERATION_MAX", "10");
-    let reference = sample_repo(&env, "reference");
+    let source = env.repo("source");
+    synthetic_legacy(&env, &source, 400);
+    let clone = |name: &str| {
+        let dir = env.path().join(name);
+        let (s, d) = (source.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+        env.git(env.path(), &["clone", "-q", "--mirror", s, d]);
+        dir
+    };
+    let reference = clone("reference");
     let start = std::time::Instant::now();
     migrate(&env, &reference, &["--to", "v2"]).ok();
     let full = start.elapsed();
     let want = v2_refs(&env, &reference);
     let want_pending = pending(&reference);
-    assert_eq!(want_pending.len(), 4, "{want_pending:?}");
+    assert_eq!(want_pending.len(), 40, "{want_pending:?}");
     let mut interrupted = 0;
     for step in 0..20u32 {
-        let dir = sample_repo(&env, &format!("killed-{step}"));
+        let dir = clone(&format!("killed-{step}"));
         let delay = full * step / 20 + Duration::from_micros(u64::from(step) * 200);
         kill_after(&env, &dir, delay);
         let killed = v2_refs(&env, &dir);
@@ -65,8 +77,8 @@ fn kill_at_20_points_then_rerun_converges_to_the_uninterrupted_result() {
         interrupted += usize::from(killed != want);
         let run = migrate(&env, &dir, &["--to", "v2"]).ok();
         let want_line = match killed == want {
-            true => "migrated 0, skipped 40, failed 0",
-            false => "migrated 40, skipped 0, failed 0",
+            true => "migrated 0, skipped 400, failed 0",
+            false => "migrated 400, skipped 0, failed 0",
         };
         assert_eq!(run.trimmed(), want_line, "step {step}");
         assert_eq!(v2_refs(&env, &dir), want, "step {step} ({delay:?})");

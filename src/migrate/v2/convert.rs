@@ -15,6 +15,7 @@
 //! Pure with respect to the repository: every new object goes into the caller's [`ObjectSet`].
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use gix::objs::Kind;
 use serde_json::{Map, Value};
@@ -246,7 +247,7 @@ impl<'r> Converter<'r> {
                 let hash = match s.hash {
                     Some(h) => h,
                     None => {
-                        let raw = self.raw(s)?;
+                        let raw = raw_of(self.repo, s)?;
                         objects.add_raw(Kind::Blob, transcript::content_hash(&raw).into_bytes())
                     }
                 };
@@ -260,47 +261,37 @@ impl<'r> Converter<'r> {
             .then(|| tree(objects, dirs.iter().map(|(n, t)| (n.as_str(), *t, true)))))
     }
 
-    fn raw(&self, s: &Slot) -> Result<Vec<u8>, RepoError> {
-        let mut parts = Vec::with_capacity(s.chunks.len());
-        for (_, id) in &s.chunks {
-            parts.push(self.repo.read_blob(*id)?);
-        }
-        Ok(transcript::reassemble(&parts))
-    }
-
-    /// The compact transcript blob, its hash blob and the start offset, as [`session::compact_for`] computes
-    /// them; transcripts are read only when the result depends on their content, and results are cached.
-    fn compact(&mut self, s: &Slot, objects: &mut ObjectSet) -> Result<CompactOut, RepoError> {
+    /// What the compact transcript of `s` depends on, and whether computing it reads the raw transcript;
+    /// `None` when there is no compact transcript and nothing to read.
+    fn compact_key(s: &Slot) -> Option<(CompactKey, bool)> {
         let meta = &s.metadata.0;
         let agent = s.metadata.get_str("agent").unwrap_or("").to_string();
         let raw_start = meta.get("checkpoint_transcript_start").and_then(Value::as_u64);
         let given_start = meta.get("compact_transcript_start").and_then(Value::as_u64);
-        let compactable = session::compactable(&agent);
-        let needs_raw = compactable
+        let needs_raw = session::compactable(&agent)
             && !s.chunks.is_empty()
             && (s.compact.is_none() || (given_start.is_none() && raw_start.unwrap_or(0) > 0));
         if s.compact.is_none() && !needs_raw {
-            return Ok((None, None, 0));
+            return None;
         }
-        let key: CompactKey = (
-            s.chunks.iter().map(|(_, id)| *id).collect(),
-            s.compact,
-            agent,
-            raw_start,
-            given_start,
-        );
-        if let Some(hit) = self.compacts.get(&key) {
-            return Ok(hit.clone());
-        }
+        let chunks = s.chunks.iter().map(|(_, id)| *id).collect();
+        Some(((chunks, s.compact, agent, raw_start, given_start), needs_raw))
+    }
+
+    /// Compute the compact transcript of `s` (reading what it depends on) as [`session::compact_for`] does.
+    fn compute(repo: &Repo, s: &Slot, needs_raw: bool) -> Result<session::Compact, RepoError> {
         let given = match s.compact {
-            Some(id) => Some(self.repo.read_blob(id)?),
+            Some(id) => Some(repo.read_blob(id)?),
             None => None,
         };
         let raw = match needs_raw {
-            true => self.raw(s)?,
+            true => raw_of(repo, s)?,
             false => Vec::new(),
         };
-        let c = session::compact_for(&input_of(s, raw, given));
+        Ok(session::compact_for(&input_of(s, raw, given)))
+    }
+
+    fn remember(&mut self, key: CompactKey, c: session::Compact, objects: &mut ObjectSet) -> CompactOut {
         let out = match c.bytes {
             Some(bytes) => {
                 let hash = transcript::content_hash(&bytes).into_bytes();
@@ -309,9 +300,84 @@ impl<'r> Converter<'r> {
             }
             None => (None, None, c.start),
         };
-        self.compacts.insert(key, out.clone());
-        Ok(out)
+        self.compacts.insert(key, out);
+        out
     }
+
+    /// The compact transcript blob, its hash blob and the start offset, as [`session::compact_for`] computes
+    /// them; transcripts are read only when the result depends on their content, and results are cached.
+    fn compact(&mut self, s: &Slot, objects: &mut ObjectSet) -> Result<CompactOut, RepoError> {
+        let Some((key, needs_raw)) = Self::compact_key(s) else {
+            return Ok((None, None, 0));
+        };
+        if let Some(hit) = self.compacts.get(&key) {
+            return Ok(*hit);
+        }
+        let c = Self::compute(self.repo, s, needs_raw)?;
+        Ok(self.remember(key, c, objects))
+    }
+
+    /// Compute the compact transcripts of `sessions` ahead of [`Converter::convert`], on up to `threads`
+    /// threads (each with its own handle on the repository at `git_dir`): reading and compacting raw
+    /// transcripts is the migration's main cost. Results land in the cache; `convert` then only looks up.
+    pub fn precompute(
+        &mut self,
+        sessions: &[&Slot],
+        git_dir: &Path,
+        threads: usize,
+        objects: &mut ObjectSet,
+    ) -> Result<(), LegacyError> {
+        let mut todo: Vec<(CompactKey, bool, &Slot)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for s in sessions {
+            if let Some((key, needs_raw)) = Self::compact_key(s) {
+                if !self.compacts.contains_key(&key) && seen.insert(key.clone()) {
+                    todo.push((key, needs_raw, s));
+                }
+            }
+        }
+        if todo.len() < 2 || threads < 2 {
+            for (key, needs_raw, s) in todo {
+                let c = Self::compute(self.repo, s, needs_raw)?;
+                self.remember(key, c, objects);
+            }
+            return Ok(());
+        }
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let mine: Vec<&(CompactKey, bool, &Slot)> =
+                        todo.iter().skip(t).step_by(threads).collect();
+                    scope.spawn(move || -> Result<Vec<(usize, session::Compact)>, RepoError> {
+                        let repo = Repo::discover(git_dir)?;
+                        let mut out = Vec::with_capacity(mine.len());
+                        for (i, (_, needs_raw, s)) in mine.into_iter().enumerate() {
+                            out.push((t + i * threads, Self::compute(&repo, s, *needs_raw)?));
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("compaction does not panic"))
+                .collect::<Result<Vec<_>, RepoError>>()
+        })?;
+        let mut all: Vec<(usize, session::Compact)> = results.into_iter().flatten().collect();
+        all.sort_by_key(|(i, _)| *i);
+        for (i, c) in all {
+            self.remember(todo[i].0.clone(), c, objects);
+        }
+        Ok(())
+    }
+}
+
+fn raw_of(repo: &Repo, s: &Slot) -> Result<Vec<u8>, RepoError> {
+    let mut parts = Vec::with_capacity(s.chunks.len());
+    for (_, id) in &s.chunks {
+        parts.push(repo.read_blob(*id)?);
+    }
+    Ok(transcript::reassemble(&parts))
 }
 
 fn input_of(s: &Slot, transcript: Vec<u8>, compact: Option<Vec<u8>>) -> SessionInput {

@@ -62,6 +62,8 @@ pub fn run(
     opts: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Report, MigrateError> {
+    let mut timed = super::Timed::new(progress);
+    let progress: &mut dyn Progress = &mut timed;
     let common = repo.common_dir();
     let _lock = match opts.dry_run {
         true => None,
@@ -159,7 +161,6 @@ pub fn run(
     let when = dates::last_changed(&odb, src.tip, &wanted, &mut |_| {})?;
     let at = |cp: &LegacyCheckpoint| when.get(&path_of(&cp.id)).map(|w| w.author);
     work.sort_by_key(|(cp, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
-    progress.phase("migrating checkpoints", Some(work.len()));
     let who = Committer {
         people: &people,
         signer: signer.as_ref(),
@@ -173,10 +174,37 @@ pub fn run(
     };
     let mut conv = Converter::new(repo);
     let mut objects = pack::ObjectSet::new(repo.gix().object_hash());
+    let read: Vec<_> = work
+        .into_iter()
+        .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
+        .collect();
+    if !opts.dry_run {
+        progress.phase("compacting transcripts", None);
+        let fresh: Vec<&convert::Slot> = read
+            .iter()
+            .filter(|(_, d, _)| *d == Decision::Fresh)
+            .filter_map(|(_, _, s)| s.as_ref().ok())
+            .flatten()
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        conv.precompute(&fresh, &repo.git_dir(), threads, &mut objects)
+            .map_err(|e| match e {
+                legacy::LegacyError::Repo(e) => MigrateError::Repo(e),
+                legacy::LegacyError::Bad(_) => unreachable!("compaction reads no metadata"),
+            })?;
+    }
+    progress.phase("migrating checkpoints", Some(read.len()));
     let (mut items, mut pending_outcomes) = (Vec::new(), Vec::new());
-    for (i, (cp, decision)) in work.into_iter().enumerate() {
+    for (i, (cp, decision, sessions)) in read.into_iter().enumerate() {
         let time = at(cp).unwrap_or_default();
-        match ctx.one(&mut conv, &mut objects, cp, &decision, time) {
+        let sessions = match sessions {
+            Ok(s) => s,
+            Err(e) => {
+                report.outcomes.push(outcome(cp, Action::Failed, Some(e.to_string())));
+                continue;
+            }
+        };
+        match ctx.one(&mut conv, &mut objects, cp, &decision, sessions, time) {
             One::Done(o) => report.outcomes.push(o),
             One::Bulk(item, o) => {
                 items.push(item);
@@ -191,6 +219,7 @@ pub fn run(
         let (main, commits) = bulk::plan_main(repo, &items, limit, &who, &mut objects)?;
         let (mut updates, records) = bulk::plan_full(repo, &items, limit, &who, &mut objects)?;
         updates.extend(main);
+        progress.phase("writing objects and refs", None);
         let (written, queued) = bulk::publish(repo, &mut objects, &updates, &records)?;
         report.objects_written = written;
         report.queued = queued;
@@ -231,13 +260,10 @@ impl Ctx<'_> {
         objects: &mut pack::ObjectSet,
         cp: &LegacyCheckpoint,
         decision: &Decision,
+        sessions: Vec<convert::Slot>,
         time: gix::date::Time,
     ) -> One {
         let fail = |reason: String| One::Done(outcome(cp, Action::Failed, Some(reason)));
-        let sessions = match conv.sessions(cp.subtree) {
-            Ok(s) => s,
-            Err(e) => return fail(e.to_string()),
-        };
         let item = |main, full, n, times| Item {
             id: cp.id.clone(),
             main,
