@@ -170,7 +170,9 @@ fn a_run_stopped_between_batches_resumes_to_the_uninterrupted_result() {
     let whole = v2_refs(&env, &reference);
     let log = env.git(&reference, &["log", "--format=%s", &format!("{V2}main")]);
     assert_eq!(
-        log.lines().filter(|l| l.starts_with("Migrate batch: 10 checkpoint(s)")).count(),
+        log.lines()
+            .filter(|l| l.starts_with("Migrate batch: 10 checkpoint(s)"))
+            .count(),
         4,
         "one /main commit per batch: {log}"
     );

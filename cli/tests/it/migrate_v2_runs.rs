@@ -28,7 +28,10 @@ fn pending(dir: &Path) -> BTreeMap<String, String> {
     for p in doc["publications"].as_array().expect("publications") {
         let name = p["archive_ref_name"].as_str().expect("name").to_string();
         let commit = p["archive_commit_hash"].as_str().expect("hash").to_string();
-        assert!(out.insert(name, commit).is_none(), "duplicate record: {text}");
+        assert!(
+            out.insert(name, commit).is_none(),
+            "duplicate record: {text}"
+        );
     }
     out
 }
@@ -55,7 +58,10 @@ fn kill_at_20_points_then_rerun_converges_to_the_uninterrupted_result() {
     synthetic_legacy(&env, &source, 400);
     let clone = |name: &str| {
         let dir = env.path().join(name);
-        let (s, d) = (source.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+        let (s, d) = (
+            source.to_str().expect("utf-8"),
+            dir.to_str().expect("utf-8"),
+        );
         env.git(env.path(), &["clone", "-q", "--mirror", s, d]);
         dir
     };
@@ -73,7 +79,10 @@ fn kill_at_20_points_then_rerun_converges_to_the_uninterrupted_result() {
         kill_after(&env, &dir, delay);
         let killed = v2_refs(&env, &dir);
         // All or nothing: the refs move in one transaction.
-        assert!(killed.is_empty() || killed == want, "step {step}: {killed:?}");
+        assert!(
+            killed.is_empty() || killed == want,
+            "step {step}: {killed:?}"
+        );
         interrupted += usize::from(killed != want);
         let run = migrate(&env, &dir, &["--to", "v2"]).ok();
         let want_line = match killed == want {
@@ -84,7 +93,10 @@ fn kill_at_20_points_then_rerun_converges_to_the_uninterrupted_result() {
         assert_eq!(v2_refs(&env, &dir), want, "step {step} ({delay:?})");
         assert_eq!(pending(&dir), want_pending, "step {step}: pending");
         let members = full_membership(&env, &dir);
-        assert!(members.values().all(|r| r.len() == 1), "step {step}: {members:?}");
+        assert!(
+            members.values().all(|r| r.len() == 1),
+            "step {step}: {members:?}"
+        );
         env.git(&dir, &["fsck", "--no-dangling", "--strict"]);
     }
     assert!(interrupted > 0, "no kill landed before the run finished");
@@ -103,11 +115,17 @@ fn force_equals_a_fresh_migration_and_drops_stale_pending_records() {
     assert_eq!(run.trimmed(), "migrated 40, skipped 0, failed 0");
     let got = v2_refs(&env, &dir);
     let tree = |d: &Path, r: &str| env.git(d, &["rev-parse", &format!("{r}^{{tree}}")]);
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for r in want.keys() {
         assert_eq!(tree(&dir, r), tree(&fresh, r), "{r}");
         if r.ends_with(|c: char| c.is_ascii_digit()) {
-            assert_eq!(got[r], want[r], "{r}: archives are orphans, equal to a fresh run's");
+            assert_eq!(
+                got[r], want[r],
+                "{r}: archives are orphans, equal to a fresh run's"
+            );
         }
     }
     // Every pending record names an archive that exists, at its current commit, once.
@@ -129,9 +147,7 @@ fn sparse_legacy(env: &TestEnv, dir: &Path) -> (String, String) {
              \"created_at\":\"2026-01-0{}T00:00:00Z\"}}",
             slot + 1
         );
-        let raw = format!(
-            "{{\"type\":\"user\",\"message\":{{\"content\":\"{sid} {slot}\"}}}}\n"
-        );
+        let raw = format!("{{\"type\":\"user\",\"message\":{{\"content\":\"{sid} {slot}\"}}}}\n");
         vec![
             (format!("{base}/metadata.json"), meta.into_bytes()),
             (format!("{base}/full.jsonl"), raw.into_bytes()),
@@ -181,7 +197,10 @@ fn sparse_legacy_slots_are_renumbered_as_upstream_and_reruns_skip_them() {
     // Upstream writes session by session into slot len(sessions): legacy 0 and 2 become 0 and 1.
     assert_eq!(sid(&format!("{a}/0/metadata.json")), "s-one");
     assert_eq!(sid(&format!("{a}/1/metadata.json")), "s-two");
-    assert!(!main.keys().any(|p| p.starts_with(&format!("{a}/2/"))), "{main:?}");
+    assert!(
+        !main.keys().any(|p| p.starts_with(&format!("{a}/2/"))),
+        "{main:?}"
+    );
     // The legacy blobs are the v2 blobs, slot for slot.
     let legacy = blobs(&env, &dir, LEGACY);
     assert_eq!(
@@ -190,7 +209,10 @@ fn sparse_legacy_slots_are_renumbered_as_upstream_and_reruns_skip_them() {
     );
     // One session in two legacy slots: one v2 slot with the last slot's content.
     assert_eq!(sid(&format!("{b}/0/metadata.json")), "s-same");
-    assert!(!main.contains_key(&format!("{b}/1/metadata.json")), "{main:?}");
+    assert!(
+        !main.contains_key(&format!("{b}/1/metadata.json")),
+        "{main:?}"
+    );
     assert_eq!(
         full[&format!("{b}/0/raw_transcript")],
         legacy[&format!("{b}/1/full.jsonl")]
@@ -228,7 +250,10 @@ fn signing_key_signs_every_v2_commit_and_no_sign_wins_over_config() {
     let dir = sample_repo(&env, "r");
     for (k, v) in [
         ("gpg.format", "ssh"),
-        ("gpg.ssh.allowedSignersFile", allowed.to_str().expect("utf-8")),
+        (
+            "gpg.ssh.allowedSignersFile",
+            allowed.to_str().expect("utf-8"),
+        ),
     ] {
         env.git(&dir, &["config", k, v]);
     }
@@ -241,7 +266,8 @@ fn signing_key_signs_every_v2_commit_and_no_sign_wins_over_config() {
     let refs = v2_refs(&env, &dir);
     assert_eq!(refs.len(), 6, "{refs:?}");
     for (name, commit) in &refs {
-        env.run(&dir, "git", ["verify-commit", commit.as_str()]).ok();
+        env.run(&dir, "git", ["verify-commit", commit.as_str()])
+            .ok();
         let log = env.git(&dir, &["log", "--format=%H", name]);
         for c in log.lines() {
             env.run(&dir, "git", ["verify-commit", c]).ok();
@@ -286,7 +312,10 @@ fn a_synthetic_history_migrates_to_the_same_commits_everywhere() {
     .ok();
     let clone = |name: &str| {
         let dir = env.path().join(name);
-        let (s, d) = (source.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+        let (s, d) = (
+            source.to_str().expect("utf-8"),
+            dir.to_str().expect("utf-8"),
+        );
         env.git(env.path(), &["clone", "-q", "--mirror", s, d]);
         dir
     };
@@ -295,7 +324,11 @@ fn a_synthetic_history_migrates_to_the_same_commits_everywhere() {
     let n = legacy_checkpoints(&env, &one).len();
     assert_eq!(run.trimmed(), format!("migrated {n}, skipped 0, failed 0"));
     migrate(&env, &two, &["--to", "v2"]).ok();
-    assert_eq!(v2_refs(&env, &one), v2_refs(&env, &two), "same input, same commits");
+    assert_eq!(
+        v2_refs(&env, &one),
+        v2_refs(&env, &two),
+        "same input, same commits"
+    );
     migrate(&env, &one, &["--to", "v2", "--force"]).ok();
     let trees = |d: &Path| -> Vec<String> {
         v2_refs(&env, d)
@@ -305,7 +338,10 @@ fn a_synthetic_history_migrates_to_the_same_commits_everywhere() {
     };
     assert_eq!(trees(&one), trees(&two));
     assert_eq!(v2_raw(&env, &one), legacy_raw(&env, &one));
-    let archives = v2_refs(&env, &two).keys().filter(|r| !r.ends_with("current") && r.contains("/full/")).count();
+    let archives = v2_refs(&env, &two)
+        .keys()
+        .filter(|r| !r.ends_with("current") && r.contains("/full/"))
+        .count();
     assert_eq!(archives, n / 100, "archives of exactly 100");
     env.git(&two, &["fsck", "--no-dangling", "--strict"]);
 }

@@ -28,8 +28,8 @@ use crate::git::repo::{ObjectId, RefUpdate, Repo};
 use crate::model::checkpoint::rfc3339;
 use crate::model::id::CheckpointId;
 use crate::model::metadata;
-use crate::store::v2::layout::{self, FULL_CURRENT, GENERATION, MAIN};
 use crate::store::queue::Queue;
+use crate::store::v2::layout::{self, FULL_CURRENT, GENERATION, MAIN};
 use crate::store::v2::pending::{Pending, Publication};
 use crate::store::v2::rotation::{self, format_time, parse_rfc3339, Instant};
 
@@ -108,7 +108,8 @@ impl Committer<'_> {
             Some(t) => (Some(t), t, Some(repo.commit_tree(t)?)),
             None => {
                 let empty = tree(objects, []);
-                let init = self.commit(objects, empty, None, self.base_time, layout::INIT_MESSAGE)?;
+                let init =
+                    self.commit(objects, empty, None, self.base_time, layout::INIT_MESSAGE)?;
                 (None, init, None)
             }
         })
@@ -132,7 +133,9 @@ pub fn plan_main(
     objects: &mut ObjectSet,
 ) -> Result<(Option<RefUpdate>, Vec<Option<ObjectId>>), MigrateError> {
     let mut commits = vec![None; items.len()];
-    let fresh: Vec<usize> = (0..items.len()).filter(|&i| items[i].main.is_some()).collect();
+    let fresh: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].main.is_some())
+        .collect();
     if fresh.is_empty() {
         return Ok((None, commits));
     }
@@ -214,7 +217,11 @@ pub fn plan_full(
         let (fill, tail) = work.split_at(limit - held);
         rest = tail;
         for item in fill {
-            current.put(repo, &layout::checkpoint_path(&item.id), item.full.expect("full"))?;
+            current.put(
+                repo,
+                &layout::checkpoint_path(&item.id),
+                item.full.expect("full"),
+            )?;
         }
         let old = rotation::generation_json(repo, t, repo.commit_tree(t)?)
             .map_err(|e| MigrateError::Store(Box::new(e)))?;
@@ -240,7 +247,11 @@ pub fn plan_full(
     for group in archived.chunks(limit) {
         let mut t = MemTree::empty();
         for item in group {
-            t.put(repo, &layout::checkpoint_path(&item.id), item.full.expect("full"))?;
+            t.put(
+                repo,
+                &layout::checkpoint_path(&item.id),
+                item.full.expect("full"),
+            )?;
         }
         let gen = generation_blob(objects, &times_of(group));
         t.put_root_blob(GENERATION, gen);
@@ -255,7 +266,11 @@ pub fn plan_full(
     }
     if !remainder.is_empty() {
         for item in remainder {
-            current.put(repo, &layout::checkpoint_path(&item.id), item.full.expect("full"))?;
+            current.put(
+                repo,
+                &layout::checkpoint_path(&item.id),
+                item.full.expect("full"),
+            )?;
         }
         let root = current.write(objects);
         let base = match parent {

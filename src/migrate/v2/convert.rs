@@ -64,7 +64,13 @@ pub struct Converted {
     pub times: Vec<Instant>,
 }
 
-type CompactKey = (Vec<ObjectId>, Option<ObjectId>, String, Option<u64>, Option<u64>);
+type CompactKey = (
+    Vec<ObjectId>,
+    Option<ObjectId>,
+    String,
+    Option<u64>,
+    Option<u64>,
+);
 type CompactOut = (Option<ObjectId>, Option<ObjectId>, u64);
 
 /// Converts checkpoints, caching compact transcripts by the blobs they come from.
@@ -136,7 +142,8 @@ impl<'r> Converter<'r> {
                 _ => {}
             }
         }
-        let meta = meta.ok_or_else(|| LegacyError::Bad(format!("session {n}: no metadata.json")))?;
+        let meta =
+            meta.ok_or_else(|| LegacyError::Bad(format!("session {n}: no metadata.json")))?;
         s.metadata = SessionMetadata::parse(&meta, &format!("{n}/metadata.json"))
             .map_err(|e| LegacyError::Bad(e.to_string()))?;
         s.chunks.sort_unstable();
@@ -254,7 +261,10 @@ impl<'r> Converter<'r> {
                 entries.push((RAW_HASH.to_string(), hash, false));
             }
             entries.extend(s.tasks.map(|t| (TASKS.to_string(), t, true)));
-            let t = tree(objects, entries.iter().map(|(n, id, t)| (n.as_str(), *id, *t)));
+            let t = tree(
+                objects,
+                entries.iter().map(|(n, id, t)| (n.as_str(), *id, *t)),
+            );
             dirs.push((n.to_string(), t));
         }
         Ok((!dirs.is_empty())
@@ -266,7 +276,9 @@ impl<'r> Converter<'r> {
     fn compact_key(s: &Slot) -> Option<(CompactKey, bool)> {
         let meta = &s.metadata.0;
         let agent = s.metadata.get_str("agent").unwrap_or("").to_string();
-        let raw_start = meta.get("checkpoint_transcript_start").and_then(Value::as_u64);
+        let raw_start = meta
+            .get("checkpoint_transcript_start")
+            .and_then(Value::as_u64);
         let given_start = meta.get("compact_transcript_start").and_then(Value::as_u64);
         let needs_raw = session::compactable(&agent)
             && !s.chunks.is_empty()
@@ -275,7 +287,10 @@ impl<'r> Converter<'r> {
             return None;
         }
         let chunks = s.chunks.iter().map(|(_, id)| *id).collect();
-        Some(((chunks, s.compact, agent, raw_start, given_start), needs_raw))
+        Some((
+            (chunks, s.compact, agent, raw_start, given_start),
+            needs_raw,
+        ))
     }
 
     /// Compute the compact transcript of `s` (reading what it depends on) as [`session::compact_for`] does.
@@ -291,7 +306,12 @@ impl<'r> Converter<'r> {
         Ok(session::compact_for(&input_of(s, raw, given)))
     }
 
-    fn remember(&mut self, key: CompactKey, c: session::Compact, objects: &mut ObjectSet) -> CompactOut {
+    fn remember(
+        &mut self,
+        key: CompactKey,
+        c: session::Compact,
+        objects: &mut ObjectSet,
+    ) -> CompactOut {
         let out = match c.bytes {
             Some(bytes) => {
                 let hash = transcript::content_hash(&bytes).into_bytes();
@@ -348,14 +368,16 @@ impl<'r> Converter<'r> {
                 .map(|t| {
                     let mine: Vec<&(CompactKey, bool, &Slot)> =
                         todo.iter().skip(t).step_by(threads).collect();
-                    scope.spawn(move || -> Result<Vec<(usize, session::Compact)>, RepoError> {
-                        let repo = Repo::discover(git_dir)?;
-                        let mut out = Vec::with_capacity(mine.len());
-                        for (i, (_, needs_raw, s)) in mine.into_iter().enumerate() {
-                            out.push((t + i * threads, Self::compute(&repo, s, *needs_raw)?));
-                        }
-                        Ok(out)
-                    })
+                    scope.spawn(
+                        move || -> Result<Vec<(usize, session::Compact)>, RepoError> {
+                            let repo = Repo::discover(git_dir)?;
+                            let mut out = Vec::with_capacity(mine.len());
+                            for (i, (_, needs_raw, s)) in mine.into_iter().enumerate() {
+                                out.push((t + i * threads, Self::compute(&repo, s, *needs_raw)?));
+                            }
+                            Ok(out)
+                        },
+                    )
                 })
                 .collect();
             handles

@@ -200,7 +200,9 @@ pub fn run(
         let sessions = match sessions {
             Ok(s) => s,
             Err(e) => {
-                report.outcomes.push(outcome(cp, Action::Failed, Some(e.to_string())));
+                report
+                    .outcomes
+                    .push(outcome(cp, Action::Failed, Some(e.to_string())));
                 continue;
             }
         };
