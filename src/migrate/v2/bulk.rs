@@ -16,15 +16,18 @@
 //!
 //! Order of effects (what a kill -9 leaves): objects (one pack, visible only when complete) → pending
 //! publications (one per archive, before any ref moves; an identical record is not added twice) → push queue
-//! → one transaction. Killed before the transaction: no ref moved, the rerun rebuilds the same objects and
-//! records (so no duplicate archive, no duplicate record) and moves the refs. A lost race (a concurrent
-//! writer moved a v2 ref) fails the transaction, removes the records this run added, and is an error.
+//! → refs ([`refs::apply_atomic`]: on a fresh repository ONE `packed-refs` rewrite, all or nothing). Killed
+//! before the refs: no ref moved, the rerun rebuilds the same objects and records (so no duplicate archive,
+//! no duplicate record) and moves the refs. Refs that already exist as loose files (`/main`, `/full/current`
+//! after normal writes) move first: a kill between them and the new archives leaves the archived
+//! checkpoints on `/main` without `/full`, which the rerun packs into the same archives. A lost race (a
+//! concurrent writer moved a v2 ref) writes nothing, removes the records this run added, and is an error.
 
 use gix::objs::Kind;
 use serde_json::{Map, Value};
 
 use crate::git::pack::{self, ObjectSet};
-use crate::git::repo::{ObjectId, RefUpdate, Repo};
+use crate::git::repo::{ObjectId, RefUpdate, Repo, RepoError};
 use crate::model::checkpoint::rfc3339;
 use crate::model::id::CheckpointId;
 use crate::model::metadata;
@@ -34,6 +37,7 @@ use crate::store::v2::pending::{Pending, Publication};
 use crate::store::v2::rotation::{self, format_time, parse_rfc3339, Instant};
 
 use super::super::commit::People;
+use super::super::refs::{self, RefWrite};
 use super::super::sign::Signer;
 use super::super::MigrateError;
 use super::memtree::{tree, MemTree};
@@ -361,11 +365,22 @@ pub fn publish(
     let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
     let queue = Queue::new(&common);
     queue.enqueue(&names)?;
-    if let Err(e) = repo.transaction(updates, "entire-migrate: v2 migration") {
+    let writes: Vec<RefWrite> = updates
+        .iter()
+        .filter_map(|u| {
+            u.new.map(|new| RefWrite {
+                name: u.name.clone(),
+                expected: u.expected,
+                new,
+            })
+        })
+        .collect();
+    let conflicts = refs::apply_atomic(repo, &writes)?;
+    if let Some(c) = conflicts.first() {
         for r in added {
             pending.remove(r).map_err(store_err)?;
         }
-        return Err(e.into());
+        return Err(RepoError::conflict(&c.name, c.expected, c.actual).into());
     }
     // A push between the enqueue and the transaction may have dropped refs that did not exist yet.
     let queued = queue.peek()?;

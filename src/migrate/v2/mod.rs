@@ -69,6 +69,7 @@ pub fn run(
         true => None,
         false => {
             let lock = MigrateLock::acquire(&common)?;
+            super::refs::recover(&common)?;
             let dir = repo.gix().objects.store_ref().path().to_path_buf();
             pack::remove_leftovers(&dir, pack::MIGRATE_STEM);
             Some(lock)
