@@ -346,7 +346,7 @@ impl<'r> Converter<'r> {
         git_dir: &Path,
         threads: usize,
         objects: &mut ObjectSet,
-    ) -> Result<(), LegacyError> {
+    ) -> Result<(), RepoError> {
         let mut todo: Vec<(CompactKey, bool, &Slot)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for s in sessions {

@@ -127,7 +127,7 @@ pub fn run(
             presence = Presence::build(repo)?;
         }
     }
-    let mut work = Vec::new();
+    let mut work: Vec<(&LegacyCheckpoint, Decision)> = Vec::new();
     for cp in &listing {
         if deleted.contains(cp.id.as_str()) {
             report.outcomes.push(outcome(cp, Action::Skipped, None));
@@ -158,10 +158,6 @@ pub fn run(
         .iter()
         .map(|(cp, _)| (path_of(&cp.id), cp.subtree))
         .collect();
-    progress.phase("dating checkpoints", None);
-    let when = dates::last_changed(&odb, src.tip, &wanted, &mut |_| {})?;
-    let at = |cp: &LegacyCheckpoint| when.get(&path_of(&cp.id)).map(|w| w.author);
-    work.sort_by_key(|(cp, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
     let who = Committer {
         people: &people,
         signer: signer.as_ref(),
@@ -175,25 +171,39 @@ pub fn run(
     };
     let mut conv = Converter::new(repo);
     let mut objects = pack::ObjectSet::new(repo.gix().object_hash());
-    let read: Vec<_> = work
-        .into_iter()
-        .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
-        .collect();
-    if !opts.dry_run {
-        progress.phase("compacting transcripts", None);
-        let fresh: Vec<&convert::Slot> = read
-            .iter()
-            .filter(|(_, d, _)| *d == Decision::Fresh)
-            .filter_map(|(_, _, s)| s.as_ref().ok())
-            .flatten()
+    progress.phase("reading checkpoints and compacting transcripts", None);
+    // The legacy history walk that dates the work runs on its own thread (own repository handle) while
+    // this one reads the sessions and compacts transcripts: neither needs the other's result.
+    let git_dir = repo.git_dir();
+    let (when, mut read) = std::thread::scope(|scope| -> Result<_, MigrateError> {
+        let walk = scope.spawn(|| -> Result<_, MigrateError> {
+            let r = Repo::discover(&git_dir)?;
+            Ok(dates::last_changed(
+                &odb::tuned(&r),
+                src.tip,
+                &wanted,
+                &mut |_| {},
+            )?)
+        });
+        let read: Vec<_> = work
+            .into_iter()
+            .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
             .collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        conv.precompute(&fresh, &repo.git_dir(), threads, &mut objects)
-            .map_err(|e| match e {
-                legacy::LegacyError::Repo(e) => MigrateError::Repo(e),
-                legacy::LegacyError::Bad(_) => unreachable!("compaction reads no metadata"),
-            })?;
-    }
+        if !opts.dry_run {
+            let fresh: Vec<&convert::Slot> = read
+                .iter()
+                .filter(|(_, d, _)| *d == Decision::Fresh)
+                .filter_map(|(_, _, s)| s.as_ref().ok())
+                .flatten()
+                .collect();
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            conv.precompute(&fresh, &git_dir, threads, &mut objects)?;
+        }
+        let when = walk.join().expect("the history walk does not panic")?;
+        Ok((when, read))
+    })?;
+    let at = |cp: &LegacyCheckpoint| when.get(&path_of(&cp.id)).map(|w| w.author);
+    read.sort_by_key(|(cp, _, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
     progress.phase("migrating checkpoints", Some(read.len()));
     let (mut items, mut pending_outcomes) = (Vec::new(), Vec::new());
     for (i, (cp, decision, sessions)) in read.into_iter().enumerate() {
