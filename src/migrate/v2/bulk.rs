@@ -4,7 +4,8 @@
 //!
 //! Shape of the result (a pure function of the input: the same legacy branch gives the same commit IDs):
 //! - `/main`: one commit `Migrate batch: <n> checkpoint(s), <s> session(s)` per batch of generation-size
-//!   checkpoints (oldest first), on the current tip (or an `Initialize v2 ref` commit when missing);
+//!   checkpoints (oldest first; larger batches when there would be more than [`MAX_BATCH_COMMITS`]), on the
+//!   current tip (or an `Initialize v2 ref` commit when missing);
 //! - `/full`: when `/full/current` already holds `k > 0` checkpoints, the first `limit − k` go into it and it is
 //!   archived in memory (archive = its tree + `generation.json`, parent the current tip; `current` restarts as
 //!   a `Start generation` orphan), exactly as a rotation would; then every full group of `limit` is one archive
@@ -120,6 +121,9 @@ impl Committer<'_> {
     }
 }
 
+/// Most `/main` commits one run makes.
+pub const MAX_BATCH_COMMITS: usize = 16;
+
 fn newest(items: &[&Item]) -> gix::date::Time {
     items
         .iter()
@@ -148,7 +152,11 @@ pub fn plan_main(
         Some(r) => MemTree::from(repo, r)?,
         None => MemTree::empty(),
     };
-    for batch in fresh.chunks(limit) {
+    // Batches of `limit` (upstream's 100), but never more than MAX_BATCH_COMMITS of them: every batch commit
+    // needs a new root with a new tree for nearly every shard, so their total size grows with batches ×
+    // checkpoints (1.4 GB of trees for 100k checkpoints in batches of 100).
+    let size = limit.max(fresh.len().div_ceil(MAX_BATCH_COMMITS));
+    for batch in fresh.chunks(size) {
         let group: Vec<&Item> = batch.iter().map(|&i| &items[i]).collect();
         for item in &group {
             let sub = item.main.expect("fresh items have a /main subtree");
