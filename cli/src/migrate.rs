@@ -34,7 +34,16 @@ Every migrated ref is queued for push (git push entire::<remote>, or git entire 
 is left: checkpoints whose ref already holds their content are skipped (and queued again if they are not \
 queued), checkpoints that changed on the legacy branch get a new commit on top of their ref. An interrupted \
 run can simply be run again. A checkpoint that cannot be migrated (missing or invalid metadata.json, an ID \
-that does not match its path) is reported and skipped, and makes the exit status 1.";
+that does not match its path) is reported and skipped, and makes the exit status 1.
+
+With --to v2 the checkpoints go into the v2 layout instead: refs/entire/checkpoints/v2/main gets one commit \
+per batch of 100 checkpoints (oldest first), raw transcripts go into archives of exactly 100 checkpoints \
+(refs/entire/checkpoints/v2/full/<13 digits>, recorded as pending publications) and the remainder into \
+refs/entire/checkpoints/v2/full/current. Legacy transcript, hash, prompt and task blobs are reused as they \
+are. All refs move in one transaction at the end, with the same dates, identity and signing rules as above, \
+so an interrupted run leaves nothing half-written and a rerun finishes it; a rerun after success writes \
+nothing. Checkpoints already complete in v2 are skipped, partial ones resumed; --force removes them from \
+every v2 ref first and migrates them again.";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {

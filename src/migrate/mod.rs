@@ -48,6 +48,7 @@ pub mod v2;
 mod run;
 
 pub use run::run;
+use run::Timed;
 
 use crate::git::repo::ObjectId;
 

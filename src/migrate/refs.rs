@@ -144,6 +144,67 @@ pub fn apply(repo: &Repo, writes: &[RefWrite]) -> Result<Vec<Conflict>, RefsErro
     Ok(conflicts)
 }
 
+/// Apply `writes` as one unit where the storage allows: returns the conflicts, and when there are any, nothing
+/// the conflict check covered was written.
+///
+/// - reftable: one `git update-ref --stdin` transaction (atomic).
+/// - files: refs that exist as loose files (e.g. `v2/main` after normal writes) go first, in one per-ref-lock
+///   transaction; then everything else in ONE `packed-refs` rewrite in [`Mode::AllOrNothing`], which a kill
+///   leaves either old or new (a stale lock of ours is removed by [`recover`]). So a kill can only separate
+///   the loose refs (written first) from the packed ones; callers order their effects so that such a
+///   prefix is resumable (the v2 migration: `/main` and `/full/current` before new archives).
+pub fn apply_atomic(repo: &Repo, writes: &[RefWrite]) -> Result<Vec<Conflict>, RefsError> {
+    let updates = |ws: &[&RefWrite]| -> Vec<RefUpdate> {
+        ws.iter()
+            .map(|w| RefUpdate {
+                name: w.name.clone(),
+                expected: w.expected,
+                new: Some(w.new),
+            })
+            .collect()
+    };
+    let conflict_of = |name: &str| -> Result<Conflict, RefsError> {
+        Ok(Conflict {
+            name: name.to_string(),
+            expected: writes
+                .iter()
+                .find(|w| w.name == name)
+                .and_then(|w| w.expected),
+            actual: repo.find_ref(name)?,
+        })
+    };
+    let all: Vec<&RefWrite> = writes.iter().collect();
+    if repo.ref_storage() == RefStorage::Reftable {
+        return match repo.transaction(&updates(&all), "entire-migrate") {
+            Ok(()) => Ok(Vec::new()),
+            Err(RepoError::Conflict { name, .. }) => Ok(vec![conflict_of(&name)?]),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let common = repo.common_dir();
+    let loose = packedrefs::loose_refs(&common, CHECKPOINT_PREFIX);
+    let (via_loose, via_packed): (Vec<&RefWrite>, Vec<&RefWrite>) =
+        all.into_iter().partition(|w| loose.contains(&w.name));
+    if !via_loose.is_empty() {
+        match repo.transaction(&updates(&via_loose), "entire-migrate") {
+            Ok(()) => {}
+            Err(RepoError::Conflict { name, .. }) => return Ok(vec![conflict_of(&name)?]),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if via_packed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let changes = updates(&via_packed);
+    let changes: Vec<&RefUpdate> = changes.iter().collect();
+    let mut conflicts = publisher(repo, &common).update(&changes, Mode::AllOrNothing)?;
+    let now_loose = packedrefs::loose_refs(&common, CHECKPOINT_PREFIX);
+    for w in via_packed.iter().filter(|w| now_loose.contains(&w.name)) {
+        conflicts.push(conflict_of(&w.name)?);
+    }
+    Ok(conflicts)
+}
+
 /// reftable: one `git update-ref --stdin` transaction for all writes. A lost race makes git refuse the whole
 /// transaction; the refs that moved are then reported as conflicts and the rest retried (each ref is
 /// independent, as on the files backend).

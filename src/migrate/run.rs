@@ -26,11 +26,7 @@ pub fn run(
     opts: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Report, MigrateError> {
-    let mut timed = Timed {
-        inner: progress,
-        start: std::time::Instant::now(),
-        phase: "start",
-    };
+    let mut timed = Timed::new(progress);
     let progress: &mut dyn Progress = &mut timed;
     let common = repo.common_dir();
     let _lock = match opts.dry_run {
@@ -97,10 +93,20 @@ pub fn run(
 }
 
 /// Logs how long each phase took (`ENTIRE_LOG=debug`).
-struct Timed<'a> {
+pub(super) struct Timed<'a> {
     inner: &'a mut dyn Progress,
     start: std::time::Instant,
     phase: &'static str,
+}
+
+impl<'a> Timed<'a> {
+    pub(super) fn new(inner: &'a mut dyn Progress) -> Self {
+        Timed {
+            inner,
+            start: std::time::Instant::now(),
+            phase: "start",
+        }
+    }
 }
 
 impl Progress for Timed<'_> {

@@ -15,6 +15,7 @@ mod migrate;
 mod migrate_history;
 mod migrate_options;
 mod migrate_v2;
+mod migrate_v2_runs;
 mod parity;
 mod push_parity;
 mod push_runs;

@@ -18,6 +18,8 @@ pub struct Presence {
     pub main: HashMap<CheckpointId, (ObjectId, Vec<usize>)>,
     /// `(checkpoint, slot)` pairs with raw transcript and hash on some `/full` ref.
     pub full: HashSet<(CheckpointId, usize)>,
+    /// Checkpoints present (with any content) in `/full/current` or an archive.
+    pub in_full: HashSet<CheckpointId>,
 }
 
 impl Presence {
@@ -41,6 +43,7 @@ impl Presence {
         for commit in fulls {
             let root = repo.commit_tree(commit)?;
             for (id, tree) in layout::checkpoints(repo, root, |_| {})? {
+                p.in_full.insert(id.clone());
                 for (n, slot) in layout::slots(repo, tree)? {
                     if has_raw(repo, slot)? {
                         p.full.insert((id.clone(), n));

@@ -1,37 +1,45 @@
 //! `git entire-migrate --to v2`: the legacy `entire/checkpoints/v1` branch → the v2 layout
 //! (`refs/entire/checkpoints/v2/main`, `/full/current`, archives), with the rerun semantics of seed 000
-//! (reference `entire-v2-and-attach.md` §3.3).
+//! (reference `entire-v2-and-attach.md` §3.3) at the speed of the refs migration.
 //!
 //! A run: lock (shared with the refs migration, [`super::lock`]) → legacy listing ([`super::source`], minus
-//! the deleted-checkpoints list) → one presence index of `/main` and `/full` ([`index`]) → a decision per
-//! checkpoint ([`decide`]): on `/main` with every session's `/full` artifacts → skipped (an index lookup, no
-//! reads); on `/main` with sessions lacking them, or legacy sessions `/main` does not have → resume (only
-//! those sessions, matched by `session_id`); not on `/main` → fresh. Work runs oldest first (legacy commit
-//! date, then ID), each checkpoint written through the v2 store ([`crate::store::v2::write`]: queue, `/main`,
-//! `/full`, rotation with pending publication), so there is exactly one v2 layout writer.
+//! the deleted-checkpoints list) → `--force`: prune ([`prune`]) → one presence index of `/main` and `/full`
+//! ([`index`]) → a decision per checkpoint ([`decide`]): on `/main` with every session's `/full` artifacts →
+//! skipped (an index lookup, no reads); not on `/main` → fresh; on `/main` but incomplete → resume. Work runs
+//! oldest first (legacy commit date, then ID).
 //!
-//! Determinism: the commit identity is the operator's (or `--author`) and its time is the author time of the
-//! legacy commit that last changed the checkpoint ([`super::dates`]); so the same legacy branch gives the
-//! same v2 commits. Legacy sessions are read from the slot directories, never through root `sessions[]`
-//! paths (real data has doubled prefixes there, [`legacy`]).
+//! Fresh checkpoints, and resumed ones whose `/full` is missing entirely, are converted in memory
+//! ([`convert`]: legacy blobs reused by ID, only metadata read, raw transcripts read only where a compact
+//! transcript must be computed) and written by [`bulk`]: `/main` one commit per batch, archives of exactly
+//! the generation size written directly, the remainder into `/full/current`, every object in ONE pack, then
+//! pending publications, the push queue and ONE compare-and-swap transaction over all v2 refs. Other resumes
+//! (sessions `/main` lacks, checkpoints partly in `/full`: only left by older writers) go through the v2
+//! store one checkpoint at a time ([`crate::store::v2::write`]), before the bulk write reads the refs.
 //!
-//! Crash safety: every store write queues its refs first, writes objects before refs and moves each ref by
-//! compare-and-swap; a kill leaves a prefix of the work done, and the rerun's presence index sees exactly that
-//! prefix (a checkpoint whose `/main` landed but not its `/full` is resumed). Archives are made only by the
-//! store's rotation, which refuses to create an archive that exists, so no rerun duplicates one.
+//! Determinism: commit identity is the operator's (or `--author`), signed per `--signing-key`/`--no-sign`/git
+//! config ([`super::sign`]); times come from the legacy history ([`super::dates`]: a batch takes its newest
+//! checkpoint's date, init/start commits the legacy tip's), so the same legacy branch gives the same v2
+//! commits on any machine. Legacy sessions are read from the slot directories, never through root
+//! `sessions[]` paths (real data has doubled prefixes there, [`legacy`]).
 //!
-//! Not yet (honest limits): `/main` is written one commit per checkpoint (not per batch), archives are made
-//! by rotating `/full/current` (not written directly), raw transcripts are reassembled and re-chunked by the
-//! store (not reused by blob ID), and commits are not signed. `--force` prunes first ([`prune`]), then
-//! migrates fresh.
+//! Crash safety: objects before records before queue before refs, and the refs move all at once, so a kill
+//! leaves either no v2 ref changed (the rerun rebuilds the same objects and records, and moves the refs) or
+//! the finished result; no archive or pending record is ever duplicated. A rerun after success writes nothing.
+//! The generation-metadata repair upstream runs after resumes is not needed: a store write into an archive
+//! recomputes its `generation.json`, and bulk archives are computed whole.
 
+pub mod bulk;
+pub mod convert;
 pub mod decide;
+pub mod done;
 pub mod index;
 pub mod legacy;
+pub mod memtree;
 pub mod prune;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::git::pack;
 use crate::git::repo::{Identity, Repo};
 use crate::model::checkpoint::SessionInput;
 use crate::model::id::CheckpointId;
@@ -40,8 +48,11 @@ use crate::store::v2;
 
 use super::commit::People;
 use super::lock::MigrateLock;
+use super::sign::Signer;
 use super::source::{self, LegacyCheckpoint};
 use super::{dates, deleted, odb, Action, MigrateError, Options, Outcome, Progress, Report};
+use bulk::{Committer, Item};
+use convert::Converter;
 use decide::Decision;
 use index::Presence;
 
@@ -51,10 +62,18 @@ pub fn run(
     opts: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Report, MigrateError> {
+    let mut timed = super::Timed::new(progress);
+    let progress: &mut dyn Progress = &mut timed;
     let common = repo.common_dir();
     let _lock = match opts.dry_run {
         true => None,
-        false => Some(MigrateLock::acquire(&common)?),
+        false => {
+            let lock = MigrateLock::acquire(&common)?;
+            super::refs::recover(&common)?;
+            let dir = repo.gix().objects.store_ref().path().to_path_buf();
+            pack::remove_leftovers(&dir, pack::MIGRATE_STEM);
+            Some(lock)
+        }
     };
     let mut report = Report {
         dry_run: opts.dry_run,
@@ -69,27 +88,46 @@ pub fn run(
     let root = repo.commit_tree(src.tip)?;
     let (listing, failures) = source::scan(&odb, root)?;
     let deleted = deleted::load(&common)?;
+    let stamp = done::current(repo, root)?;
+    if !opts.force && failures.is_empty() && done::matches(repo, &stamp) {
+        // Same legacy tree, tombstones and v2 refs as after a complete run: every checkpoint is skipped.
+        report.outcomes = listing
+            .iter()
+            .map(|cp| outcome(cp, Action::Skipped, None))
+            .collect();
+        report.outcomes.sort_by(|a, b| a.path.cmp(&b.path));
+        return Ok(report);
+    }
+    if !opts.dry_run {
+        done::clear(repo);
+    }
     progress.phase("indexing v2", None);
     let mut presence = Presence::build(repo)?;
     let people = People::of(repo, opts.author.clone());
+    let signer = match opts.dry_run {
+        true => None,
+        false => {
+            let ident = format!("{} <{}>", people.committer.0, people.committer.1);
+            Signer::resolve(repo, &opts.sign, &ident).map_err(super::commit::CommitError::from)?
+        }
+    };
+    report.signed = signer.is_some();
+    let tip_time = (repo.gix().find_commit(src.tip).ok())
+        .and_then(|c| c.time().ok())
+        .unwrap_or_default();
     if opts.force && !opts.dry_run {
-        let on_full: HashSet<&CheckpointId> = presence.full.iter().map(|(id, _)| id).collect();
         let doomed: HashSet<CheckpointId> = listing
             .iter()
             .filter(|cp| !deleted.contains(cp.id.as_str()))
-            .filter(|cp| presence.main.contains_key(&cp.id) || on_full.contains(&cp.id))
+            .filter(|cp| presence.main.contains_key(&cp.id) || presence.in_full.contains(&cp.id))
             .map(|cp| cp.id.clone())
             .collect();
         if !doomed.is_empty() {
-            let tip_time = (repo.gix().find_commit(src.tip).ok())
-                .and_then(|c| c.time().ok())
-                .unwrap_or_default();
-            let who = identity(&people, tip_time);
-            prune::prune(repo, &doomed, &who)?;
+            prune::prune(repo, &doomed, &identity(&people, tip_time))?;
             presence = Presence::build(repo)?;
         }
     }
-    let mut work = Vec::new();
+    let mut work: Vec<(&LegacyCheckpoint, Decision)> = Vec::new();
     for cp in &listing {
         if deleted.contains(cp.id.as_str()) {
             report.outcomes.push(outcome(cp, Action::Skipped, None));
@@ -120,19 +158,212 @@ pub fn run(
         .iter()
         .map(|(cp, _)| (path_of(&cp.id), cp.subtree))
         .collect();
-    progress.phase("dating checkpoints", None);
-    let when = dates::last_changed(repo.gix(), src.tip, &wanted, &mut |_| {})?;
+    let who = Committer {
+        people: &people,
+        signer: signer.as_ref(),
+        base_time: tip_time,
+    };
+    let ctx = Ctx {
+        repo,
+        presence: &presence,
+        people: &people,
+        dry_run: opts.dry_run,
+    };
+    let mut conv = Converter::new(repo);
+    let mut objects = pack::ObjectSet::new(repo.gix().object_hash());
+    progress.phase("reading checkpoints and compacting transcripts", None);
+    // The legacy history walk that dates the work runs on its own thread (own repository handle) while
+    // this one reads the sessions and compacts transcripts: neither needs the other's result.
+    let git_dir = repo.git_dir();
+    let (when, mut read) = std::thread::scope(|scope| -> Result<_, MigrateError> {
+        let walk = scope.spawn(|| -> Result<_, MigrateError> {
+            let r = Repo::discover(&git_dir)?;
+            Ok(dates::last_changed(
+                &odb::tuned(&r),
+                src.tip,
+                &wanted,
+                &mut |_| {},
+            )?)
+        });
+        let read: Vec<_> = work
+            .into_iter()
+            .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
+            .collect();
+        if !opts.dry_run {
+            let fresh: Vec<&convert::Slot> = read
+                .iter()
+                .filter(|(_, d, _)| *d == Decision::Fresh)
+                .filter_map(|(_, _, s)| s.as_ref().ok())
+                .flatten()
+                .collect();
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            conv.precompute(&fresh, &git_dir, threads, &mut objects)?;
+        }
+        let when = walk.join().expect("the history walk does not panic")?;
+        Ok((when, read))
+    })?;
     let at = |cp: &LegacyCheckpoint| when.get(&path_of(&cp.id)).map(|w| w.author);
-    work.sort_by_key(|(cp, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
-    progress.phase("migrating checkpoints", Some(work.len()));
-    for (i, (cp, decision)) in work.into_iter().enumerate() {
-        let who = identity(&people, at(cp).unwrap_or_default());
-        let o = migrate_one(repo, &presence, cp, &decision, &who, opts.dry_run);
-        report.outcomes.push(o);
+    read.sort_by_key(|(cp, _, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
+    progress.phase("migrating checkpoints", Some(read.len()));
+    let (mut items, mut pending_outcomes) = (Vec::new(), Vec::new());
+    for (i, (cp, decision, sessions)) in read.into_iter().enumerate() {
+        let time = at(cp).unwrap_or_default();
+        let sessions = match sessions {
+            Ok(s) => s,
+            Err(e) => {
+                report
+                    .outcomes
+                    .push(outcome(cp, Action::Failed, Some(e.to_string())));
+                continue;
+            }
+        };
+        match ctx.one(&mut conv, &mut objects, cp, &decision, sessions, time) {
+            One::Done(o) => report.outcomes.push(o),
+            One::Bulk(item, o) => {
+                items.push(item);
+                pending_outcomes.push(o);
+            }
+        }
         progress.advance(i + 1);
     }
+    if !opts.dry_run && (!items.is_empty() || repo.find_ref(v2::layout::FULL_CURRENT)?.is_none()) {
+        progress.phase("writing v2 refs", None);
+        let limit = v2::layout::max_per_generation();
+        let (main, commits) = bulk::plan_main(repo, &items, limit, &who, &mut objects)?;
+        let (mut updates, records) = bulk::plan_full(repo, &items, limit, &who, &mut objects)?;
+        updates.extend(main);
+        progress.phase("writing objects and refs", None);
+        let (written, queued) = bulk::publish(repo, &mut objects, &updates, &records)?;
+        report.objects_written = written;
+        report.queued = queued;
+        for (o, c) in pending_outcomes.iter_mut().zip(commits) {
+            o.commit = c.or(o.commit);
+        }
+    }
+    report.outcomes.extend(pending_outcomes);
     report.outcomes.sort_by(|a, b| a.path.cmp(&b.path));
+    if !opts.dry_run && report.count(Action::Failed) == 0 {
+        done::save(repo, &done::current(repo, root)?);
+    }
     Ok(report)
+}
+
+/// What one checkpoint needs.
+enum One {
+    /// Finished (skipped, failed, dry run, or written through the store).
+    Done(Outcome),
+    /// Goes into the bulk write.
+    Bulk(Item, Outcome),
+}
+
+struct Ctx<'a> {
+    repo: &'a Repo,
+    presence: &'a Presence,
+    people: &'a People,
+    dry_run: bool,
+}
+
+impl Ctx<'_> {
+    /// Fresh checkpoints, and resumed ones that only lack `/full` entirely (with every legacy session already on
+    /// `/main`), go into the bulk write; other resumes (new sessions, checkpoints partly in `/full`) are written
+    /// through the store, one checkpoint at a time, before the bulk write reads the refs.
+    fn one(
+        &self,
+        conv: &mut Converter<'_>,
+        objects: &mut pack::ObjectSet,
+        cp: &LegacyCheckpoint,
+        decision: &Decision,
+        sessions: Vec<convert::Slot>,
+        time: gix::date::Time,
+    ) -> One {
+        let fail = |reason: String| One::Done(outcome(cp, Action::Failed, Some(reason)));
+        let item = |main, full, n, times| Item {
+            id: cp.id.clone(),
+            main,
+            full,
+            sessions: n,
+            times,
+            when: time,
+        };
+        match decision {
+            Decision::Skip => One::Done(outcome(cp, Action::Skipped, None)),
+            Decision::Fresh if self.dry_run => One::Done(outcome(cp, Action::Created, None)),
+            Decision::Fresh => match conv.convert(&cp.id, &sessions, time.seconds, objects) {
+                Ok(c) => One::Bulk(
+                    item(Some(c.main), c.full, c.sessions, c.times),
+                    outcome(cp, Action::Created, None),
+                ),
+                Err(e) => fail(e.to_string()),
+            },
+            Decision::Resume { missing } => {
+                let on_main = match main_sessions(self.repo, self.presence, cp) {
+                    Ok(m) => m,
+                    Err(e) => return fail(e),
+                };
+                let slots: Option<Vec<usize>> = sessions
+                    .iter()
+                    .map(|s| on_main.get(s.metadata.session_id()).map(|(n, _)| *n))
+                    .collect();
+                match slots {
+                    Some(slots) if !self.presence.in_full.contains(&cp.id) => {
+                        match conv.full(&sessions, &slots, objects) {
+                            Ok(None) => One::Done(outcome(cp, Action::Skipped, None)),
+                            Ok(Some(_)) if self.dry_run => {
+                                One::Done(outcome(cp, Action::Updated, None))
+                            }
+                            Ok(Some(full)) => {
+                                let times = on_main.values().filter_map(|(_, t)| *t).collect();
+                                One::Bulk(
+                                    item(None, Some(full), sessions.len(), times),
+                                    outcome(cp, Action::Updated, None),
+                                )
+                            }
+                            Err(e) => fail(e.to_string()),
+                        }
+                    }
+                    _ => {
+                        let who = identity(self.people, time);
+                        One::Done(migrate_one(
+                            self.repo,
+                            self.presence,
+                            cp,
+                            &Decision::Resume {
+                                missing: missing.clone(),
+                            },
+                            &who,
+                            self.dry_run,
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `session_id → (slot, created_at)` of a checkpoint's `/main` sessions.
+fn main_sessions(
+    repo: &Repo,
+    presence: &Presence,
+    cp: &LegacyCheckpoint,
+) -> Result<HashMap<String, (usize, Option<v2::rotation::Instant>)>, String> {
+    let (tree, slots) = &presence.main[&cp.id];
+    let mut out = HashMap::new();
+    for n in slots {
+        let entry = repo
+            .lookup(*tree, &format!("{n}/metadata.json"))
+            .map_err(|e| e.to_string())?;
+        let Some(e) = entry.filter(|e| !e.is_tree) else {
+            continue;
+        };
+        let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
+        if let Ok(m) = SessionMetadata::parse(&bytes, "v2 /main session metadata") {
+            let created = m
+                .get_str("created_at")
+                .and_then(v2::rotation::parse_rfc3339);
+            out.insert(m.session_id().to_string(), (*n, created));
+        }
+    }
+    Ok(out)
 }
 
 fn identity(people: &People, time: gix::date::Time) -> Identity {

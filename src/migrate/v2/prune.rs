@@ -5,7 +5,8 @@
 //! empty is deleted, a shrunk one gets its `generation.json` recomputed (from `/main` as it is before the
 //! prune, which still holds the remaining checkpoints). Every changed ref is queued for push first, then all
 //! of them move in ONE compare-and-swap transaction: a kill leaves either nothing or the whole prune, and a
-//! concurrent writer makes the transaction fail (nothing changed) instead of losing its write.
+//! concurrent writer makes the transaction fail (nothing changed) instead of losing its write. Pending
+//! publications of the archives it deleted are dropped, those of archives it rewrote follow the new commit.
 
 use std::collections::HashSet;
 
@@ -13,6 +14,7 @@ use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo};
 use crate::model::id::CheckpointId;
 use crate::model::metadata;
 use crate::store::queue::Queue;
+use crate::store::v2::pending::{Pending, Publication};
 use crate::store::v2::{layout, rotation};
 
 use super::super::MigrateError;
@@ -71,5 +73,32 @@ pub fn prune(
     let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
     Queue::new(&repo.common_dir()).enqueue(&names)?;
     repo.transaction(&updates, "entire-migrate: reset checkpoints before --force")?;
+    fix_pending(repo, &updates)?;
     Ok(updates.len())
+}
+
+/// Pending publications of archives the prune changed: a deleted archive's record goes, a rewritten one's
+/// points at the new commit. Runs after the transaction (records must not name commits no ref holds yet), so
+/// a kill in between leaves records naming the previous commit, as a rotation killed after its record does.
+fn fix_pending(repo: &Repo, updates: &[RefUpdate]) -> Result<(), MigrateError> {
+    let pending = Pending::new(&repo.common_dir());
+    let err = |e| MigrateError::Store(Box::new(crate::store::StoreError::from(e)));
+    for record in pending.list().map_err(err)? {
+        let Some(u) = updates.iter().find(|u| {
+            u.name == record.archive_ref_name
+                && u.expected.map(|c| c.to_string()).as_deref()
+                    == Some(record.archive_commit_hash.as_str())
+        }) else {
+            continue;
+        };
+        pending.remove(&record).map_err(err)?;
+        if let Some(new) = u.new {
+            let moved = Publication {
+                archive_commit_hash: new.to_string(),
+                ..record
+            };
+            pending.append(&moved).map_err(err)?;
+        }
+    }
+    Ok(())
 }
