@@ -161,55 +161,66 @@ pub fn run(_g: &Global, a: Args) -> Result<(), CliError> {
         || !v2.archives.is_empty()
         || !v2.pending.is_empty();
     if v2_in_use {
-        match &v2.main {
-            Some(c) => println!(
-                "v2 main: {} at {c} ({} checkpoint(s))",
-                layout::MAIN,
-                v2.main_checkpoints
-            ),
-            None => println!("v2 main: {} (absent)", layout::MAIN),
-        }
-        match &v2.current {
-            Some(c) => println!(
-                "v2 full/current: at {c} ({} of {} checkpoint(s) before rotation)",
-                v2.current_checkpoints,
-                layout::max_per_generation()
-            ),
-            None => println!("v2 full/current: (absent)"),
-        }
-        println!("v2 archived generations: {}", v2.archives.len());
-        for (name, c) in &v2.archives {
-            println!("  {name} {c}");
-        }
-        if !v2.pending.is_empty() {
-            println!("v2 pending publications: {}", v2.pending.len());
-            for p in &v2.pending {
-                println!("  {p}");
-            }
-        }
+        print_v2(&v2);
     }
-    if !shared.is_empty() {
-        println!(
-            "shared refs on {} (local vs last pushed):",
-            remote.as_deref().unwrap_or("(no named remote)")
-        );
-        for r in &shared {
-            let short = |v: &Option<String>| {
-                v.as_deref()
-                    .map_or("-".to_string(), |c| c[..12.min(c.len())].to_string())
-            };
-            println!(
-                "  {} {} vs {} ({})",
-                r.name,
-                short(&r.local),
-                short(&r.remote),
-                r.pending
-            );
-        }
-    }
+    print_shared(remote.as_deref(), &shared);
     println!("push queue: {} ref(s)", queued.len());
     for r in &queued {
         println!("  {r}");
     }
     Ok(())
+}
+
+/// The text form of the v2 section.
+fn print_v2(v2: &V2State) {
+    match &v2.main {
+        Some(c) => println!(
+            "v2 main: {} at {c} ({} checkpoint(s))",
+            layout::MAIN,
+            v2.main_checkpoints
+        ),
+        None => println!("v2 main: {} (absent)", layout::MAIN),
+    }
+    match &v2.current {
+        Some(c) => println!(
+            "v2 full/current: at {c} ({} of {} checkpoint(s) before rotation)",
+            v2.current_checkpoints,
+            layout::max_per_generation()
+        ),
+        None => println!("v2 full/current: (absent)"),
+    }
+    println!("v2 archived generations: {}", v2.archives.len());
+    for (name, c) in &v2.archives {
+        println!("  {name} {c}");
+    }
+    if !v2.pending.is_empty() {
+        println!("v2 pending publications: {}", v2.pending.len());
+        for p in &v2.pending {
+            println!("  {p}");
+        }
+    }
+}
+
+/// The text form of the shared-ref section (nothing when there are no shared refs).
+fn print_shared(remote: Option<&str>, shared: &[SharedRef]) {
+    if shared.is_empty() {
+        return;
+    }
+    println!(
+        "shared refs on {} (local vs last pushed):",
+        remote.unwrap_or("(no named remote)")
+    );
+    for r in shared {
+        let short = |v: &Option<String>| {
+            v.as_deref()
+                .map_or("-".to_string(), |c| c[..12.min(c.len())].to_string())
+        };
+        println!(
+            "  {} {} vs {} ({})",
+            r.name,
+            short(&r.local),
+            short(&r.remote),
+            r.pending
+        );
+    }
 }

@@ -12,5 +12,7 @@ pub mod lsrefs;
 pub mod pack;
 pub mod packedrefs;
 pub mod repo;
+mod repoerror;
 pub(crate) mod robust;
+mod treeedit;
 pub mod updateref;

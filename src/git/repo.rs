@@ -22,75 +22,9 @@ use std::path::{Path, PathBuf};
 use gix::bstr::ByteSlice;
 pub use gix::ObjectId;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Errors of repository access.
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error("not a git repository (or any parent up to the root): {path}")]
-    NotARepo {
-        path: PathBuf,
-        #[source]
-        source: BoxError,
-    },
-    #[error("{what}")]
-    Git {
-        what: String,
-        #[source]
-        source: BoxError,
-    },
-    #[error("ref {name} changed concurrently (expected {expected}, found {actual})")]
-    Conflict {
-        name: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{} is locked by another process; if no git command is running, remove it", path.display())]
-    Locked {
-        path: PathBuf,
-        #[source]
-        source: BoxError,
-    },
-    #[error("git refused the ref update: {message}")]
-    Rejected { message: String },
-    #[error("{path}: {what}")]
-    Unsupported { path: PathBuf, what: String },
-    #[error("{what}: object {id} is missing or not a {kind}")]
-    BadObject {
-        what: String,
-        id: ObjectId,
-        kind: &'static str,
-    },
-}
-
-impl RepoError {
-    pub(crate) fn conflict(
-        name: &str,
-        expected: Option<ObjectId>,
-        actual: Option<ObjectId>,
-    ) -> Self {
-        RepoError::Conflict {
-            name: name.to_string(),
-            expected: show(expected),
-            actual: show(actual),
-        }
-    }
-
-    /// A lost compare-and-swap race or a lock held by a concurrent writer: worth rebuilding and retrying.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, RepoError::Conflict { .. } | RepoError::Locked { .. })
-    }
-}
-
-fn git<E: std::error::Error + Send + Sync + 'static>(
-    what: impl Into<String>,
-) -> impl FnOnce(E) -> RepoError {
-    let what = what.into();
-    move |e| RepoError::Git {
-        what,
-        source: Box::new(e),
-    }
-}
+use super::repoerror::git;
+pub use super::repoerror::RepoError;
+pub use super::treeedit::TreeEditor;
 
 /// Size of the per-process cache of decoded objects.
 const OBJECT_CACHE_BYTES: usize = 4 << 20;
@@ -605,10 +539,6 @@ impl Repo {
     }
 }
 
-fn show(v: Option<ObjectId>) -> String {
-    v.map_or_else(|| "nothing".to_string(), |id| id.to_string())
-}
-
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -616,36 +546,5 @@ fn absolute(p: &Path) -> PathBuf {
         std::env::current_dir()
             .map(|cwd| cwd.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
-    }
-}
-
-/// In-memory edits of a tree; paths are slash-separated and may be nested.
-pub struct TreeEditor<'r> {
-    inner: gix::objs::tree::Editor<'r>,
-}
-
-impl TreeEditor<'_> {
-    /// Insert or replace a blob at `path`.
-    pub fn put_blob(&mut self, path: &str, id: ObjectId) -> Result<(), RepoError> {
-        self.inner
-            .upsert(path.split('/'), gix::objs::tree::EntryKind::Blob, id)
-            .map_err(git(format!("cannot place {path} in tree")))?;
-        Ok(())
-    }
-
-    /// Insert or replace a subtree at `path`.
-    pub fn put_tree(&mut self, path: &str, id: ObjectId) -> Result<(), RepoError> {
-        self.inner
-            .upsert(path.split('/'), gix::objs::tree::EntryKind::Tree, id)
-            .map_err(git(format!("cannot place {path} in tree")))?;
-        Ok(())
-    }
-
-    /// Remove `path` (and everything below it) if present.
-    pub fn remove(&mut self, path: &str) -> Result<(), RepoError> {
-        self.inner
-            .remove(path.split('/'))
-            .map_err(git(format!("cannot remove {path} from tree")))?;
-        Ok(())
     }
 }

@@ -88,17 +88,7 @@ pub fn plan(
     if records.is_empty() {
         return Ok(Decision::NotRotated);
     }
-    let mut resets = Vec::new();
-    for r in records
-        .iter()
-        .filter(|r| !r.reset_full_current_root_hash.is_empty())
-    {
-        if let Ok(reset) = ObjectId::from_hex(r.reset_full_current_root_hash.as_bytes()) {
-            if repo.has_object(reset) && is_ancestor(dir, reset, local)? {
-                resets.push(reset);
-            }
-        }
-    }
+    let resets = local_resets(repo, dir, &records, local)?;
     let Archives {
         mut updates,
         list: mut archives,
@@ -157,6 +147,27 @@ pub fn plan(
         current,
         records,
     }))
+}
+
+/// The reset roots of `records` (the first commit of each new `current` generation) that `local` contains.
+fn local_resets(
+    repo: &Repo,
+    dir: &std::path::Path,
+    records: &[Publication],
+    local: ObjectId,
+) -> Result<Vec<ObjectId>, MergeError> {
+    let mut resets = Vec::new();
+    for r in records
+        .iter()
+        .filter(|r| !r.reset_full_current_root_hash.is_empty())
+    {
+        if let Ok(reset) = ObjectId::from_hex(r.reset_full_current_root_hash.as_bytes()) {
+            if repo.has_object(reset) && is_ancestor(dir, reset, local)? {
+                resets.push(reset);
+            }
+        }
+    }
+    Ok(resets)
 }
 
 /// The pending archives to push (folded into the remote's archive of the same name when it holds another

@@ -111,16 +111,7 @@ pub fn recover(
         if todo.is_empty() {
             break;
         }
-        let archives = if todo.iter().any(|r| r == V2_FULL_CURRENT) {
-            publish::pending_archives(repo)
-        } else {
-            Vec::new()
-        };
-        let specs: Vec<String> = todo
-            .iter()
-            .chain(&archives)
-            .map(|r| format!("+{r}:{}", tmp_ref(r)))
-            .collect();
+        let (archives, specs) = fetch_specs(repo, &todo);
         out.round_trips += 1;
         if let Err(e) = fetch::fetch_refspecs(&dir, &url, &specs) {
             out.failed
@@ -168,6 +159,22 @@ pub fn recover(
     );
     dequeue(repo, &out.landed);
     out
+}
+
+/// What one recovery round fetches: the rejected refs, plus the pending rotation's archives when `current` is
+/// among them (returned first), each into its temporary ref.
+fn fetch_specs(repo: &Repo, todo: &[String]) -> (Vec<String>, Vec<String>) {
+    let archives = if todo.iter().any(|r| r == V2_FULL_CURRENT) {
+        publish::pending_archives(repo)
+    } else {
+        Vec::new()
+    };
+    let specs = todo
+        .iter()
+        .chain(&archives)
+        .map(|r| format!("+{r}:{}", tmp_ref(r)))
+        .collect();
+    (archives, specs)
 }
 
 /// Push a rotated generation: its archives, and the reset `current` with its lease, all or nothing.
