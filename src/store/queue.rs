@@ -258,7 +258,8 @@ impl Queue {
     }
 
     /// Remove each `(ref, pushed_value)` only if `current(ref)` still equals the pushed value, checked under
-    /// the lock. Returns the refs that stayed queued because they moved or vanished.
+    /// the lock. Returns the refs that stay queued because they moved or vanished; a pushed ref that is not in
+    /// the queue any more (dequeued meanwhile, e.g. by a shared-ref recovery in the same run) is not reported.
     pub fn remove_if_unchanged<V: PartialEq>(
         &self,
         pushed: &[(String, V)],
@@ -266,12 +267,13 @@ impl Queue {
     ) -> Result<Vec<String>, QueueError> {
         let _guard = self.lock()?;
         let contents = self.read()?;
+        let queued: HashSet<&str> = contents.refs.iter().map(String::as_str).collect();
         let mut drop = HashSet::new();
         let mut kept = Vec::new();
         for (name, value) in pushed {
             if current(name).as_ref() == Some(value) {
                 drop.insert(name.as_str());
-            } else {
+            } else if queued.contains(name.as_str()) {
                 kept.push(name.clone());
             }
         }

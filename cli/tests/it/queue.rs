@@ -150,16 +150,22 @@ fn remove_if_unchanged_keeps_moved_refs() {
     let common = env.path().join("c");
     std::fs::create_dir_all(&common).expect("mkdir");
     let queue = Queue::new(&common);
-    let (a, b, c) = (ref_for(1, 1), ref_for(1, 2), ref_for(1, 3));
+    let (a, b, c, d) = (ref_for(1, 1), ref_for(1, 2), ref_for(1, 3), ref_for(1, 4));
     queue
         .enqueue(&[a.clone(), b.clone(), c.clone()])
         .expect("enqueue");
-    let pushed = vec![(a.clone(), 1), (b.clone(), 1), (c.clone(), 1)];
-    // a is unchanged, b moved on during the push, c was deleted locally.
+    let pushed = vec![
+        (a.clone(), 1),
+        (b.clone(), 1),
+        (c.clone(), 1),
+        (d.clone(), 1),
+    ];
+    // a is unchanged, b moved on during the push, c was deleted locally; d moved too but is not queued
+    // (dequeued meanwhile, as a shared-ref recovery does): it does not "stay queued".
     let kept = queue
         .remove_if_unchanged(&pushed, |r| match r {
             r if r == a => Some(1),
-            r if r == b => Some(2),
+            r if r == b || r == d => Some(2),
             _ => None,
         })
         .expect("remove_if_unchanged");
