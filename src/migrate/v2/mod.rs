@@ -40,7 +40,7 @@ pub mod prune;
 use std::collections::{HashMap, HashSet};
 
 use crate::git::pack;
-use crate::git::repo::{Identity, Repo};
+use crate::git::repo::{Identity, ObjectId, Repo};
 use crate::model::checkpoint::SessionInput;
 use crate::model::id::CheckpointId;
 use crate::model::metadata::SessionMetadata;
@@ -65,16 +65,7 @@ pub fn run(
     let mut timed = super::Timed::new(progress);
     let progress: &mut dyn Progress = &mut timed;
     let common = repo.common_dir();
-    let _lock = match opts.dry_run {
-        true => None,
-        false => {
-            let lock = MigrateLock::acquire(&common)?;
-            super::refs::recover(&common)?;
-            let dir = repo.gix().objects.store_ref().path().to_path_buf();
-            pack::remove_leftovers(&dir, pack::MIGRATE_STEM);
-            Some(lock)
-        }
-    };
+    let _lock = lock(repo, opts)?;
     let mut report = Report {
         dry_run: opts.dry_run,
         ..Report::default()
@@ -102,33 +93,115 @@ pub fn run(
         done::clear(repo);
     }
     progress.phase("indexing v2", None);
-    let mut presence = Presence::build(repo)?;
     let people = People::of(repo, opts.author.clone());
-    let signer = match opts.dry_run {
-        true => None,
-        false => {
-            let ident = format!("{} <{}>", people.committer.0, people.committer.1);
-            Signer::resolve(repo, &opts.sign, &ident).map_err(super::commit::CommitError::from)?
-        }
-    };
+    let signer = signer(repo, opts, &people)?;
     report.signed = signer.is_some();
     let tip_time = (repo.gix().find_commit(src.tip).ok())
         .and_then(|c| c.time().ok())
         .unwrap_or_default();
-    if opts.force && !opts.dry_run {
-        let doomed: HashSet<CheckpointId> = listing
-            .iter()
-            .filter(|cp| !deleted.contains(cp.id.as_str()))
-            .filter(|cp| presence.main.contains_key(&cp.id) || presence.in_full.contains(&cp.id))
-            .map(|cp| cp.id.clone())
-            .collect();
-        if !doomed.is_empty() {
-            prune::prune(repo, &doomed, &identity(&people, tip_time))?;
-            presence = Presence::build(repo)?;
+    let presence = presence_after_force(repo, opts, &listing, &deleted, &people, tip_time)?;
+    let work = decide_all(repo, &listing, &deleted, &presence, &mut report)?;
+    report
+        .outcomes
+        .extend(failures.into_iter().map(|f| Outcome {
+            path: f.path,
+            id: f.id,
+            ref_name: None,
+            action: Action::Failed,
+            commit: None,
+            reason: Some(f.reason),
+        }));
+    let who = Committer {
+        people: &people,
+        signer: signer.as_ref(),
+        base_time: tip_time,
+    };
+    let ctx = Ctx {
+        repo,
+        presence: &presence,
+        people: &people,
+        dry_run: opts.dry_run,
+    };
+    let mut conv = Converter::new(repo);
+    let mut objects = pack::ObjectSet::new(repo.gix().object_hash());
+    progress.phase("reading checkpoints and compacting transcripts", None);
+    let read = read_all(repo, src.tip, work, opts.dry_run, &mut conv, &mut objects)?;
+    progress.phase("migrating checkpoints", Some(read.len()));
+    let (items, mut pending_outcomes) =
+        ctx.convert_all(&mut conv, &mut objects, read, &mut report, progress);
+    if !opts.dry_run && (!items.is_empty() || repo.find_ref(v2::layout::FULL_CURRENT)?.is_none()) {
+        progress.phase("writing v2 refs", None);
+        let commits = write_all(repo, &items, &who, &mut objects, &mut report, progress)?;
+        for (o, c) in pending_outcomes.iter_mut().zip(commits) {
+            o.commit = c.or(o.commit);
         }
     }
-    let mut work: Vec<(&LegacyCheckpoint, Decision)> = Vec::new();
-    for cp in &listing {
+    report.outcomes.extend(pending_outcomes);
+    report.outcomes.sort_by(|a, b| a.path.cmp(&b.path));
+    if !opts.dry_run && report.count(Action::Failed) == 0 {
+        done::save(repo, &done::current(repo, root)?);
+    }
+    Ok(report)
+}
+
+/// The migration lock (none for `--dry-run`), after recovering what an interrupted run left.
+fn lock(repo: &Repo, opts: &Options) -> Result<Option<MigrateLock>, MigrateError> {
+    if opts.dry_run {
+        return Ok(None);
+    }
+    let common = repo.common_dir();
+    let lock = MigrateLock::acquire(&common)?;
+    super::refs::recover(&common)?;
+    let dir = repo.gix().objects.store_ref().path().to_path_buf();
+    pack::remove_leftovers(&dir, pack::MIGRATE_STEM);
+    Ok(Some(lock))
+}
+
+/// The signer for every v2 commit of this run (none for `--dry-run`).
+fn signer(repo: &Repo, opts: &Options, people: &People) -> Result<Option<Signer>, MigrateError> {
+    if opts.dry_run {
+        return Ok(None);
+    }
+    let ident = format!("{} <{}>", people.committer.0, people.committer.1);
+    Ok(Signer::resolve(repo, &opts.sign, &ident).map_err(super::commit::CommitError::from)?)
+}
+
+/// The presence index; with `--force`, built again after pruning every listed checkpoint v2 holds.
+fn presence_after_force(
+    repo: &Repo,
+    opts: &Options,
+    listing: &[LegacyCheckpoint],
+    deleted: &HashSet<String>,
+    people: &People,
+    tip_time: gix::date::Time,
+) -> Result<Presence, MigrateError> {
+    let presence = Presence::build(repo)?;
+    if !opts.force || opts.dry_run {
+        return Ok(presence);
+    }
+    let doomed: HashSet<CheckpointId> = listing
+        .iter()
+        .filter(|cp| !deleted.contains(cp.id.as_str()))
+        .filter(|cp| presence.main.contains_key(&cp.id) || presence.in_full.contains(&cp.id))
+        .map(|cp| cp.id.clone())
+        .collect();
+    if doomed.is_empty() {
+        return Ok(presence);
+    }
+    prune::prune(repo, &doomed, &identity(people, tip_time))?;
+    Ok(Presence::build(repo)?)
+}
+
+/// A decision per listed checkpoint; skipped ones go straight into `report`.
+fn decide_all<'a>(
+    repo: &Repo,
+    listing: &'a [LegacyCheckpoint],
+    deleted: &HashSet<String>,
+    presence: &Presence,
+    report: &mut Report,
+) -> Result<Vec<(&'a LegacyCheckpoint, Decision)>, MigrateError> {
+    let mut work = Vec::new();
+    for cp in listing {
         if deleted.contains(cp.id.as_str()) {
             report.outcomes.push(outcome(cp, Action::Skipped, None));
             continue;
@@ -144,43 +217,39 @@ pub fn run(
             d => work.push((cp, d)),
         }
     }
-    for f in failures {
-        report.outcomes.push(Outcome {
-            path: f.path,
-            id: f.id,
-            ref_name: None,
-            action: Action::Failed,
-            commit: None,
-            reason: Some(f.reason),
-        });
-    }
+    Ok(work)
+}
+
+/// One checkpoint to migrate, its sessions read, and its legacy date.
+type Read<'a> = (
+    &'a LegacyCheckpoint,
+    Decision,
+    Result<Vec<convert::Slot>, legacy::LegacyError>,
+    Option<gix::date::Time>,
+);
+
+/// Read every checkpoint's sessions and compact the fresh ones' transcripts (all cores), while the legacy
+/// history walk that dates the work runs on its own thread (own repository handle): neither needs the
+/// other's result. Returns the work oldest first (legacy date, then ID).
+fn read_all<'a>(
+    repo: &Repo,
+    tip: ObjectId,
+    work: Vec<(&'a LegacyCheckpoint, Decision)>,
+    dry_run: bool,
+    conv: &mut Converter<'_>,
+    objects: &mut pack::ObjectSet,
+) -> Result<Vec<Read<'a>>, MigrateError> {
     let wanted: HashMap<String, _> = work
         .iter()
         .map(|(cp, _)| (path_of(&cp.id), cp.subtree))
         .collect();
-    let who = Committer {
-        people: &people,
-        signer: signer.as_ref(),
-        base_time: tip_time,
-    };
-    let ctx = Ctx {
-        repo,
-        presence: &presence,
-        people: &people,
-        dry_run: opts.dry_run,
-    };
-    let mut conv = Converter::new(repo);
-    let mut objects = pack::ObjectSet::new(repo.gix().object_hash());
-    progress.phase("reading checkpoints and compacting transcripts", None);
-    // The legacy history walk that dates the work runs on its own thread (own repository handle) while
-    // this one reads the sessions and compacts transcripts: neither needs the other's result.
     let git_dir = repo.git_dir();
-    let (when, mut read) = std::thread::scope(|scope| -> Result<_, MigrateError> {
+    let (when, read) = std::thread::scope(|scope| -> Result<_, MigrateError> {
         let walk = scope.spawn(|| -> Result<_, MigrateError> {
             let r = Repo::discover(&git_dir)?;
             Ok(dates::last_changed(
                 &odb::tuned(&r),
-                src.tip,
+                tip,
                 &wanted,
                 &mut |_| {},
             )?)
@@ -189,7 +258,7 @@ pub fn run(
             .into_iter()
             .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
             .collect();
-        if !opts.dry_run {
+        if !dry_run {
             let fresh: Vec<&convert::Slot> = read
                 .iter()
                 .filter(|(_, d, _)| *d == Decision::Fresh)
@@ -197,55 +266,41 @@ pub fn run(
                 .flatten()
                 .collect();
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-            conv.precompute(&fresh, &git_dir, threads, &mut objects)?;
+            conv.precompute(&fresh, &git_dir, threads, objects)?;
         }
         let when = walk.join().expect("the history walk does not panic")?;
         Ok((when, read))
     })?;
-    let at = |cp: &LegacyCheckpoint| when.get(&path_of(&cp.id)).map(|w| w.author);
-    read.sort_by_key(|(cp, _, _)| (at(cp).map(|t| t.seconds), cp.id.to_string()));
-    progress.phase("migrating checkpoints", Some(read.len()));
-    let (mut items, mut pending_outcomes) = (Vec::new(), Vec::new());
-    for (i, (cp, decision, sessions)) in read.into_iter().enumerate() {
-        let time = at(cp).unwrap_or_default();
-        let sessions = match sessions {
-            Ok(s) => s,
-            Err(e) => {
-                report
-                    .outcomes
-                    .push(outcome(cp, Action::Failed, Some(e.to_string())));
-                continue;
-            }
-        };
-        match ctx.one(&mut conv, &mut objects, cp, &decision, sessions, time) {
-            One::Done(o) => report.outcomes.push(o),
-            One::Bulk(item, o) => {
-                items.push(item);
-                pending_outcomes.push(o);
-            }
-        }
-        progress.advance(i + 1);
-    }
-    if !opts.dry_run && (!items.is_empty() || repo.find_ref(v2::layout::FULL_CURRENT)?.is_none()) {
-        progress.phase("writing v2 refs", None);
-        let limit = v2::layout::max_per_generation();
-        let (main, commits) = bulk::plan_main(repo, &items, limit, &who, &mut objects)?;
-        let (mut updates, records) = bulk::plan_full(repo, &items, limit, &who, &mut objects)?;
-        updates.extend(main);
-        progress.phase("writing objects and refs", None);
-        let (written, queued) = bulk::publish(repo, &mut objects, &updates, &records)?;
-        report.objects_written = written;
-        report.queued = queued;
-        for (o, c) in pending_outcomes.iter_mut().zip(commits) {
-            o.commit = c.or(o.commit);
-        }
-    }
-    report.outcomes.extend(pending_outcomes);
-    report.outcomes.sort_by(|a, b| a.path.cmp(&b.path));
-    if !opts.dry_run && report.count(Action::Failed) == 0 {
-        done::save(repo, &done::current(repo, root)?);
-    }
-    Ok(report)
+    let mut read: Vec<Read<'a>> = read
+        .into_iter()
+        .map(|(cp, d, s)| {
+            let at = when.get(&path_of(&cp.id)).map(|w| w.author);
+            (cp, d, s, at)
+        })
+        .collect();
+    read.sort_by_key(|(cp, _, _, at)| (at.map(|t| t.seconds), cp.id.to_string()));
+    Ok(read)
+}
+
+/// Plan `/main` and `/full` for the bulk items, then write objects, records, queue and refs; returns each
+/// item's new `/main` commit.
+fn write_all(
+    repo: &Repo,
+    items: &[Item],
+    who: &Committer<'_>,
+    objects: &mut pack::ObjectSet,
+    report: &mut Report,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Option<ObjectId>>, MigrateError> {
+    let limit = v2::layout::max_per_generation();
+    let (main, commits) = bulk::plan_main(repo, items, limit, who, objects)?;
+    let (mut updates, records) = bulk::plan_full(repo, items, limit, who, objects)?;
+    updates.extend(main);
+    progress.phase("writing objects and refs", None);
+    let (written, queued) = bulk::publish(repo, objects, &updates, &records)?;
+    report.objects_written = written;
+    report.queued = queued;
+    Ok(commits)
 }
 
 /// What one checkpoint needs.
@@ -264,6 +319,36 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Every read checkpoint through [`Ctx::one`]: finished outcomes go into `report`, bulk items are returned
+    /// with their outcomes (completed once the bulk write knows the commits).
+    fn convert_all(
+        &self,
+        conv: &mut Converter<'_>,
+        objects: &mut pack::ObjectSet,
+        read: Vec<Read<'_>>,
+        report: &mut Report,
+        progress: &mut dyn Progress,
+    ) -> (Vec<Item>, Vec<Outcome>) {
+        let (mut items, mut pending) = (Vec::new(), Vec::new());
+        for (i, (cp, decision, sessions, at)) in read.into_iter().enumerate() {
+            let time = at.unwrap_or_default();
+            match sessions {
+                Err(e) => report
+                    .outcomes
+                    .push(outcome(cp, Action::Failed, Some(e.to_string()))),
+                Ok(s) => match self.one(conv, objects, cp, &decision, s, time) {
+                    One::Done(o) => report.outcomes.push(o),
+                    One::Bulk(item, o) => {
+                        items.push(item);
+                        pending.push(o);
+                    }
+                },
+            }
+            progress.advance(i + 1);
+        }
+        (items, pending)
+    }
+
     /// Fresh checkpoints, and resumed ones that only lack `/full` entirely (with every legacy session already on
     /// `/main`), go into the bulk write; other resumes (new sessions, checkpoints partly in `/full`) are written
     /// through the store, one checkpoint at a time, before the bulk write reads the refs.
