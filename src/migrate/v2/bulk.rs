@@ -228,62 +228,25 @@ pub fn plan_full(
     if let (Some(t), true) = (tip, held > 0 && held < limit && work.len() >= limit - held) {
         let (fill, tail) = work.split_at(limit - held);
         rest = tail;
-        for item in fill {
-            current.put(
-                repo,
-                &layout::checkpoint_path(&item.id),
-                item.full.expect("full"),
-            )?;
-        }
-        let old = rotation::generation_json(repo, t, repo.commit_tree(t)?)
-            .map_err(|e| MigrateError::Store(Box::new(e)))?;
-        let mut times = times_of(fill);
-        for k in ["oldest_checkpoint_at", "newest_checkpoint_at"] {
-            times.extend(old.get(k).and_then(Value::as_str).and_then(parse_rfc3339));
-        }
-        let gen = generation_blob(objects, &times);
-        current.put_root_blob(GENERATION, gen);
-        let root = current.write(objects);
-        let time = newest(fill);
+        put_items(repo, &mut current, fill)?;
         let archive = layout::archive_ref(next);
         next += 1;
-        let commit = who.commit(objects, root, Some(t), time, layout::ARCHIVE_MESSAGE)?;
-        let empty = tree(objects, []);
-        let start = who.commit(objects, empty, None, time, layout::START_MESSAGE)?;
-        pending.push(record(&archive, commit, Some((t, start)), time));
-        updates.push(new_ref(archive, commit));
+        let (start, update, record) = top_up(repo, t, current, fill, archive, who, objects)?;
+        pending.push(record);
+        updates.push(update);
         (parent, current, changed) = (Some(start), MemTree::empty(), true);
     }
     let full_groups = rest.len() / limit * limit;
     let (archived, remainder) = rest.split_at(full_groups);
     for group in archived.chunks(limit) {
-        let mut t = MemTree::empty();
-        for item in group {
-            t.put(
-                repo,
-                &layout::checkpoint_path(&item.id),
-                item.full.expect("full"),
-            )?;
-        }
-        let gen = generation_blob(objects, &times_of(group));
-        t.put_root_blob(GENERATION, gen);
-        let root = t.write(objects);
         let archive = layout::archive_ref(next);
         next += 1;
-        let message = format!("Archive migrated generation: {archive}\n");
-        let time = newest(group);
-        let commit = who.commit(objects, root, None, time, &message)?;
-        pending.push(record(&archive, commit, None, time));
-        updates.push(new_ref(archive, commit));
+        let (update, record) = direct_archive(repo, group, archive, who, objects)?;
+        pending.push(record);
+        updates.push(update);
     }
     if !remainder.is_empty() {
-        for item in remainder {
-            current.put(
-                repo,
-                &layout::checkpoint_path(&item.id),
-                item.full.expect("full"),
-            )?;
-        }
+        put_items(repo, &mut current, remainder)?;
         let root = current.write(objects);
         let base = match parent {
             Some(p) => p,
@@ -307,6 +270,66 @@ pub fn plan_full(
         });
     }
     Ok((updates, pending))
+}
+
+/// Put each item's `/full` subtree at its checkpoint path.
+fn put_items(repo: &Repo, tree: &mut MemTree, items: &[&Item]) -> Result<(), MigrateError> {
+    for item in items {
+        tree.put(
+            repo,
+            &layout::checkpoint_path(&item.id),
+            item.full.expect("full"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Rotate a `current` (tip `t`) that `fill` just topped up to the generation size: the archive commit on top
+/// of `t` with the merged `generation.json`, and the empty start commit that becomes `current`.
+fn top_up(
+    repo: &Repo,
+    t: ObjectId,
+    mut current: MemTree,
+    fill: &[&Item],
+    archive: String,
+    who: &Committer<'_>,
+    objects: &mut ObjectSet,
+) -> Result<(ObjectId, RefUpdate, Publication), MigrateError> {
+    let old = rotation::generation_json(repo, t, repo.commit_tree(t)?)
+        .map_err(|e| MigrateError::Store(Box::new(e)))?;
+    let mut times = times_of(fill);
+    for k in ["oldest_checkpoint_at", "newest_checkpoint_at"] {
+        times.extend(old.get(k).and_then(Value::as_str).and_then(parse_rfc3339));
+    }
+    let gen = generation_blob(objects, &times);
+    current.put_root_blob(GENERATION, gen);
+    let root = current.write(objects);
+    let time = newest(fill);
+    let commit = who.commit(objects, root, Some(t), time, layout::ARCHIVE_MESSAGE)?;
+    let empty = tree(objects, []);
+    let start = who.commit(objects, empty, None, time, layout::START_MESSAGE)?;
+    let record = record(&archive, commit, Some((t, start)), time);
+    Ok((start, new_ref(archive, commit), record))
+}
+
+/// One archive of exactly the generation size, written directly as an orphan with its `generation.json`.
+fn direct_archive(
+    repo: &Repo,
+    group: &[&Item],
+    archive: String,
+    who: &Committer<'_>,
+    objects: &mut ObjectSet,
+) -> Result<(RefUpdate, Publication), MigrateError> {
+    let mut t = MemTree::empty();
+    put_items(repo, &mut t, group)?;
+    let gen = generation_blob(objects, &times_of(group));
+    t.put_root_blob(GENERATION, gen);
+    let root = t.write(objects);
+    let message = format!("Archive migrated generation: {archive}\n");
+    let time = newest(group);
+    let commit = who.commit(objects, root, None, time, &message)?;
+    let record = record(&archive, commit, None, time);
+    Ok((new_ref(archive, commit), record))
 }
 
 fn new_ref(name: String, commit: ObjectId) -> RefUpdate {
