@@ -522,4 +522,6 @@ fn strip_leading_timestamp(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod oracle;
+#[cfg(test)]
 mod tests;
