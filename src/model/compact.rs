@@ -34,6 +34,11 @@
 //! thinking block survives; every user prompt (after tag stripping) and every
 //! assistant text block appears. Never panics or fails; bad input loses lines.
 //!
+//! Cost: each kept line is validated once (serde_json, no decoding) and then
+//! split structurally per nesting level; other kinds are dropped after one
+//! structural scan of the top level; output is copied in runs. Tests compare
+//! every byte with the previous implementation (`oracle`, test builds only).
+//!
 //! Choices: `agent` is the caller's value, written verbatim, since upstream
 //! callers differ (`"claude-code"` vs `"Claude Code"`); skipping on an empty
 //! agent or output is the caller's job too. Only the generic JSONL path exists

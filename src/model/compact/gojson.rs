@@ -1,6 +1,8 @@
-//! JSON scanning and decoding with Go `encoding/json` semantics, over raw bytes: values are validated by
-//! serde_json without decoding, so bad UTF-8 and lone surrogates pass through as they do in Go; decoding turns
-//! them into U+FFFD. Pure functions; malformed input gives `None`/`Err(())`, never a panic.
+//! JSON scanning and decoding with Go `encoding/json` semantics, over raw bytes: a line is validated once by
+//! serde_json without decoding (`document`), so bad UTF-8 and lone surrogates pass through as they do in Go;
+//! below that, values are split structurally (strings and brackets only), which is exact on validated input and
+//! bounded and panic-free on any other. Decoding turns bad UTF-8 and lone surrogates into U+FFFD and borrows
+//! when nothing needs decoding. Pure functions; malformed input gives `None`/`Err(())`, never a panic.
 
 use std::borrow::Cow;
 
@@ -52,7 +54,10 @@ pub(super) fn value_end(b: &[u8], i: usize) -> Option<usize> {
                 });
                 return (n > 0).then_some(j + n);
             }
-            _ => j += 1,
+            _ => {
+                let special = |c: &u8| matches!(c, b'"' | b'{' | b'[' | b'}' | b']');
+                j += b[j..].iter().position(special).unwrap_or(b.len() - j);
+            }
         }
         if depth == 0 {
             return Some(j);
