@@ -467,4 +467,3 @@ fn strip_leading_timestamp(s: &str) -> String {
     })();
     s[end.unwrap_or(0)..].to_string()
 }
-

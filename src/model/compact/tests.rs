@@ -561,7 +561,11 @@ fn sample_dir_shape() {
             };
             let (full, boundary) = compact_with_boundary(&raw, &half);
             assert_eq!(full, out, "{path:?}");
-            assert_eq!((full.clone(), boundary), oracle::compact_with_boundary(&raw, &half), "{path:?}");
+            assert_eq!(
+                (full.clone(), boundary),
+                oracle::compact_with_boundary(&raw, &half),
+                "{path:?}"
+            );
             assert!(boundary <= full.iter().filter(|&&c| c == b'\n').count());
             seen += 1;
         }
@@ -852,7 +856,11 @@ fn time_sample_dir() {
             bytes = raws.iter().map(|r| run(r).len()).sum::<usize>();
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0 / 3.0;
-        println!("{which}: {} files, {mib:.1} MiB in, {bytes} B out: {ms:.1} ms ({:.0} MiB/s)", raws.len(), mib * 1000.0 / ms);
+        println!(
+            "{which}: {} files, {mib:.1} MiB in, {bytes} B out: {ms:.1} ms ({:.0} MiB/s)",
+            raws.len(),
+            mib * 1000.0 / ms
+        );
         ms
     };
     let new = time("new", &|r| compact(r, &F));
