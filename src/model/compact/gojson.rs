@@ -1,11 +1,15 @@
-//! JSON scanning and decoding with Go `encoding/json` semantics, over raw bytes: values are validated by
-//! serde_json without decoding, so bad UTF-8 and lone surrogates pass through as they do in Go; decoding turns
-//! them into U+FFFD. Pure functions; malformed input gives `None`/`Err(())`, never a panic.
+//! JSON scanning and decoding with Go `encoding/json` semantics, over raw bytes: a line is validated once by
+//! serde_json without decoding (`document`), so bad UTF-8 and lone surrogates pass through as they do in Go;
+//! below that, values are split structurally (strings and brackets only), which is exact on validated input and
+//! bounded and panic-free on any other. Decoding turns bad UTF-8 and lone surrogates into U+FFFD and borrows
+//! when nothing needs decoding. Pure functions; malformed input gives `None`/`Err(())`, never a panic.
+
+use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 
 /// Object members in order, duplicates kept.
-pub(super) type Members<'a> = Vec<(String, &'a [u8])>;
+pub(super) type Members<'a> = Vec<(Cow<'a, str>, &'a [u8])>;
 
 pub(super) fn count_while(b: &[u8], i: usize, pred: impl Fn(u8) -> bool) -> usize {
     b.iter().skip(i).take_while(|&&c| pred(c)).count()
@@ -15,24 +19,66 @@ pub(super) fn skip_ws(b: &[u8], i: usize) -> usize {
     i + count_while(b, i, |c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-/// End of the JSON value starting at `i` (after optional whitespace), validated
-/// by serde_json without decoding (bad UTF-8 and lone surrogates pass, as in Go).
-pub(super) fn skip_value(b: &[u8], i: usize) -> Option<usize> {
-    let rest = b.get(i..)?;
-    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<IgnoredAny>();
-    values.next()?.ok()?;
-    Some(i + values.byte_offset())
-}
-
-/// The single JSON value filling `line` (surrounding whitespace allowed).
+/// The single JSON value filling `line` (surrounding whitespace allowed),
+/// validated by serde_json without decoding (bad UTF-8 and lone surrogates
+/// pass, as in Go). The only validating pass: everything below only splits.
 pub(super) fn document(line: &[u8]) -> Option<&[u8]> {
     let start = skip_ws(line, 0);
-    let end = skip_value(line, start)?;
+    let rest = &line[start..];
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<IgnoredAny>();
+    values.next()?.ok()?;
+    let end = start + values.byte_offset();
     (skip_ws(line, end) == line.len()).then(|| &line[start..end])
 }
 
-/// Raw keys (empty for arrays) and values of a validated `{…}` or `[…]`; `:`
-/// and `,` are not re-checked.
+/// End of the value starting at `i`, found structurally (strings, brackets)
+/// without validating: exact for validated input; for other input some
+/// position after `i` or `None`, never a panic or a loop.
+pub(super) fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut j = i;
+    loop {
+        match *b.get(j)? {
+            b'"' => j = string_end(b, j)?,
+            b'{' | b'[' => {
+                depth += 1;
+                j += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                j += 1;
+            }
+            _ if depth == 0 => {
+                let n = count_while(b, j, |c| {
+                    !matches!(c, b',' | b']' | b'}' | b':' | b' ' | b'\t' | b'\n' | b'\r')
+                });
+                return (n > 0).then_some(j + n);
+            }
+            _ => {
+                let special = |c: &u8| matches!(c, b'"' | b'{' | b'[' | b'}' | b']');
+                j += b[j..].iter().position(special).unwrap_or(b.len() - j);
+            }
+        }
+        if depth == 0 {
+            return Some(j);
+        }
+    }
+}
+
+/// End of the string literal whose quote is at `i`.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        j += b.get(j..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[j] == b'"' {
+            return Some(j + 1);
+        }
+        j += 2;
+    }
+}
+
+/// Raw keys (empty for arrays) and values of a `{…}` or `[…]`, split
+/// structurally (see `value_end`); `:` and `,` are not checked.
 pub(super) fn children(v: &[u8], open: u8) -> Option<Vec<(&[u8], &[u8])>> {
     (v.first() == Some(&open)).then_some(())?;
     let (mut out, mut i) = (Vec::new(), skip_ws(v, 1));
@@ -40,10 +86,11 @@ pub(super) fn children(v: &[u8], open: u8) -> Option<Vec<(&[u8], &[u8])>> {
     while v.get(i).is_some_and(|&c| c != open + 2) {
         let (mut key, mut start) = (&[][..], i);
         if open == b'{' {
-            let key_end = skip_value(v, i)?;
+            (v[i] == b'"').then_some(())?;
+            let key_end = string_end(v, i)?;
             (key, start) = (&v[i..key_end], skip_ws(v, skip_ws(v, key_end) + 1));
         }
-        let end = skip_value(v, start)?;
+        let end = value_end(v, start)?;
         out.push((key, &v[start..end]));
         i = skip_ws(v, end);
         i = skip_ws(v, i + usize::from(v.get(i) == Some(&b',')));
@@ -65,22 +112,21 @@ pub(super) fn elements(v: &[u8]) -> Option<Vec<&[u8]>> {
 }
 
 /// Last value for `key` (Go map semantics: later duplicates win).
-pub(super) fn get<'a>(obj: &[(String, &'a [u8])], key: &str) -> Option<&'a [u8]> {
+pub(super) fn get<'a>(obj: &[(Cow<'_, str>, &'a [u8])], key: &str) -> Option<&'a [u8]> {
     obj.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
 /// Go `json.Unmarshal` into a `string`, errors ignored: non-strings give "".
-pub(super) fn go_string(raw: Option<&[u8]>) -> String {
+pub(super) fn go_string(raw: Option<&[u8]>) -> Cow<'_, str> {
     raw.filter(|r| r.first() == Some(&b'"'))
-        .map(decode_str)
-        .unwrap_or_default()
+        .map_or(Cow::Borrowed(""), decode_str)
 }
 
 /// Go decoding of a `string` struct field: absent/`null` is "", else a string.
 pub(super) fn str_field(obj: &Members, key: &str) -> Result<String, ()> {
     match get(obj, key) {
         None | Some(b"null") => Ok(String::new()),
-        Some(v) if v[0] == b'"' => Ok(decode_str(v)),
+        Some(v) if v[0] == b'"' => Ok(decode_str(v).into_owned()),
         Some(_) => Err(()),
     }
 }
@@ -97,9 +143,14 @@ pub(super) fn int_field(obj: &Members, key: &str) -> Result<i64, ()> {
 }
 
 /// Decodes a validated string literal; bad UTF-8 and unpaired surrogates
-/// become U+FFFD, as in Go.
-pub(super) fn decode_str(lit: &[u8]) -> String {
+/// become U+FFFD, as in Go. Borrows when there is nothing to decode.
+pub(super) fn decode_str(lit: &[u8]) -> Cow<'_, str> {
     let s = lit.get(1..lit.len().saturating_sub(1)).unwrap_or_default();
+    if !s.contains(&b'\\') {
+        if let Ok(plain) = std::str::from_utf8(s) {
+            return Cow::Borrowed(plain);
+        }
+    }
     let hex = |i: usize| u32::from_str_radix(std::str::from_utf8(s.get(i..i + 4)?).ok()?, 16).ok();
     let (mut out, mut i) = (String::with_capacity(s.len()), 0);
     while i < s.len() {
@@ -131,7 +182,7 @@ pub(super) fn decode_str(lit: &[u8]) -> String {
             other => char::from(other),
         });
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Appends bytes as UTF-8, one U+FFFD per invalid byte (Go's decoding).

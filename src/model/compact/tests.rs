@@ -561,6 +561,11 @@ fn sample_dir_shape() {
             };
             let (full, boundary) = compact_with_boundary(&raw, &half);
             assert_eq!(full, out, "{path:?}");
+            assert_eq!(
+                (full.clone(), boundary),
+                oracle::compact_with_boundary(&raw, &half),
+                "{path:?}"
+            );
             assert!(boundary <= full.iter().filter(|&&c| c == b'\n').count());
             seen += 1;
         }
@@ -758,7 +763,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), start in 0..8usize) {
         let f = Fields { start_line: start, ..F };
         let _ = compact(&bytes, &f);
-        let _ = compact_with_boundary(&bytes, &f);
+        prop_assert_eq!(compact_with_boundary(&bytes, &f), oracle::compact_with_boundary(&bytes, &f));
     }
 
     #[test]
@@ -772,6 +777,20 @@ proptest! {
         }
         let out = compact(&raw, &F);
         prop_assert!(out.is_empty() || out.ends_with(b"\n"));
+        prop_assert_eq!(out, oracle::compact(&raw, &F));
+    }
+
+    #[test]
+    fn same_bytes_as_oracle(entries in prop::collection::vec(arb_entry(), 0..8), pretty in any::<bool>(), start in 0..10usize, cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3)) {
+        let mut raw = render(&entries, pretty);
+        for (at, byte) in cuts {
+            if !raw.is_empty() {
+                let i = at.index(raw.len());
+                raw[i] = byte;
+            }
+        }
+        let f = Fields { start_line: start, ..F };
+        prop_assert_eq!(compact_with_boundary(&raw, &f), oracle::compact_with_boundary(&raw, &f));
     }
 
     #[test]
@@ -814,4 +833,37 @@ fn deep_nesting_is_safe() {
     let deep = run(&line(100_000));
     assert_eq!(deep.lines().count(), 1);
     assert!(deep.contains(&"[".repeat(100_000)));
+}
+
+/// Timing of the whole compaction over `ENTIRE_SAMPLE_DIR` (release-like
+/// numbers need `--release`): `cargo test -p entire --lib --release
+/// compact::tests::time_sample_dir -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn time_sample_dir() {
+    let dir = std::env::var("ENTIRE_SAMPLE_DIR").expect("ENTIRE_SAMPLE_DIR");
+    let raws: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("readable")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mib = raws.iter().map(Vec::len).sum::<usize>() as f64 / (1 << 20) as f64;
+    let time = |which: &str, run: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let t = std::time::Instant::now();
+        let mut bytes = 0;
+        for _ in 0..3 {
+            bytes = raws.iter().map(|r| run(r).len()).sum::<usize>();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0 / 3.0;
+        println!(
+            "{which}: {} files, {mib:.1} MiB in, {bytes} B out: {ms:.1} ms ({:.0} MiB/s)",
+            raws.len(),
+            mib * 1000.0 / ms
+        );
+        ms
+    };
+    let new = time("new", &|r| compact(r, &F));
+    let old = time("oracle", &|r| oracle::compact(r, &F));
+    println!("speed-up {:.2}x", old / new);
 }
