@@ -57,8 +57,8 @@ use std::collections::BTreeMap;
 mod gojson;
 
 use gojson::{
-    count_while, document, elements, get, go_string, int_field, members, skip_ws, str_field,
-    Members,
+    count_while, document, elements, get, go_string, int_field, json_string, members, skip_ws,
+    str_field, Members,
 };
 
 /// Metadata written to every line, plus the raw line to start from.
@@ -122,7 +122,8 @@ enum Block<'a> {
 #[derive(Default)]
 struct ToolResult {
     tool_use_id: String,
-    output: String,
+    /// The output as a JSON string literal, serde_json's encoding (empty: `""`).
+    output: Vec<u8>,
     is_error: bool,
     file: Option<(String, i64)>,
     match_count: i64,
@@ -247,7 +248,7 @@ fn extract_user<'a>(raw: &'a [u8], e: &mut Entry<'a>) {
         match &*go_string(get(&block, "type")) {
             "tool_result" => e.results.push(ToolResult {
                 tool_use_id: go_string(get(&block, "tool_use_id")).into_owned(),
-                output: go_string(get(&block, "content")).into_owned(),
+                output: json_string(get(&block, "content")),
                 is_error: get(&block, "is_error").is_some_and(|v| v == b"true"),
                 ..ToolResult::default()
             }),
@@ -268,12 +269,13 @@ fn extract_user<'a>(raw: &'a [u8], e: &mut Entry<'a>) {
 /// Applies `toolUseResult`, which describes one tool call: `stdout` may create
 /// the only result; the other fields apply only when exactly one exists.
 fn enrich(results: &mut Vec<ToolResult>, tur: &Members) {
-    let stdout = go_string(get(tur, "stdout"));
-    if !stdout.is_empty() && results.len() <= 1 {
+    // A string literal longer than `""` decodes to a non-empty string.
+    let stdout = get(tur, "stdout").filter(|r| r.first() == Some(&b'"') && r.len() > 2);
+    if let (Some(stdout), true) = (stdout, results.len() <= 1) {
         if results.is_empty() {
             results.push(ToolResult::default());
         }
-        results[0].output = stdout.into_owned();
+        results[0].output = json_string(Some(stdout));
     }
     let [only] = results.as_mut_slice() else {
         return;
@@ -341,17 +343,29 @@ fn obj_str<'a>(obj: &'a Object, key: &str) -> Cow<'a, str> {
 fn result_json(tr: &ToolResult) -> Vec<u8> {
     let status = if tr.is_error { "error" } else { "success" };
     // Key order relies on serde_json's `preserve_order` feature.
-    let mut r = serde_json::json!({ "output": tr.output, "status": status });
+    // serde_json's compact bytes for {"output","status","file"?:{"filePath","numLines"?},"matchCount"?}.
+    let mut r = Vec::with_capacity(tr.output.len() + 64);
+    r.extend_from_slice(b"{\"output\":");
+    match tr.output.is_empty() {
+        true => r.extend_from_slice(b"\"\""),
+        false => r.extend_from_slice(&tr.output),
+    }
+    r.extend_from_slice(b",\"status\":\"");
+    r.extend_from_slice(status.as_bytes());
+    r.push(b'"');
     if let Some((path, lines)) = &tr.file {
-        r["file"] = serde_json::json!({ "filePath": path });
+        r.extend_from_slice(b",\"file\":{\"filePath\":");
+        r.extend_from_slice(&serde_json::to_vec(path).unwrap_or_default());
         if *lines != 0 {
-            r["file"]["numLines"] = (*lines).into();
+            r.extend_from_slice(format!(",\"numLines\":{lines}").as_bytes());
         }
+        r.push(b'}');
     }
     if tr.match_count != 0 {
-        r["matchCount"] = tr.match_count.into();
+        r.extend_from_slice(format!(",\"matchCount\":{}", tr.match_count).as_bytes());
     }
-    serde_json::to_vec(&r).unwrap_or_default()
+    r.push(b'}');
+    r
 }
 
 fn emit(out: &mut Vec<u8>, f: &Fields, e: &Entry) {

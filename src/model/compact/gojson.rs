@@ -122,6 +122,33 @@ pub(super) fn go_string(raw: Option<&[u8]>) -> Cow<'_, str> {
         .map_or(Cow::Borrowed(""), decode_str)
 }
 
+/// The serde_json encoding of what `raw` decodes to as a Go string (non-strings: `""`). A literal with no
+/// `\u`/`\/` escape that is valid UTF-8 already IS that encoding (serde writes `\"`, `\\`, `\n`, `\r`,
+/// `\t`, `\b`, `\f` as the input must spell them, and a valid literal holds no raw control byte), so it is
+/// copied instead of decoded and encoded again: tool outputs are most of a transcript's bytes.
+pub(super) fn json_string(raw: Option<&[u8]>) -> Vec<u8> {
+    let Some(lit) = raw.filter(|r| r.first() == Some(&b'"')) else {
+        return b"\"\"".to_vec();
+    };
+    let mut i = 0;
+    let mut verbatim = true;
+    while let Some(at) = lit[i..].iter().position(|&c| c == b'\\') {
+        let next = lit.get(i + at + 1).copied().unwrap_or(b'u');
+        if matches!(next, b'u' | b'/') {
+            verbatim = false;
+            break;
+        }
+        i += at + 2;
+        if i >= lit.len() {
+            break;
+        }
+    }
+    if verbatim && std::str::from_utf8(lit).is_ok() {
+        return lit.to_vec();
+    }
+    serde_json::to_vec(&*decode_str(lit)).unwrap_or_default()
+}
+
 /// Go decoding of a `string` struct field: absent/`null` is "", else a string.
 pub(super) fn str_field(obj: &Members, key: &str) -> Result<String, ()> {
     match get(obj, key) {
@@ -194,4 +221,64 @@ pub(super) fn push_lossy(out: &mut String, mut bytes: &[u8]) {
         bytes = &bad[1..];
     }
     out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reencoded(lit: &[u8]) -> Vec<u8> {
+        serde_json::to_vec(&*decode_str(lit)).expect("encode")
+    }
+
+    #[test]
+    fn json_string_table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (br#""plain""#, br#""plain""#),
+            (br#""a\nb\t\"q\" \\ \r\b\f""#, br#""a\nb\t\"q\" \\ \r\b\f""#),
+            (br#""slash \/ goes""#, br#""slash / goes""#),
+            (br#""\u0041\u00e9""#, "\"A\u{e9}\"".as_bytes()),
+            (br#""\u001F""#, br#""\u001f""#),
+            (br#""\\u0041""#, br#""\\u0041""#),
+            (b"null", br#""""#),
+            (b"12", br#""""#),
+        ];
+        for (lit, want) in cases {
+            let got = json_string(Some(lit));
+            assert_eq!(got, want.to_vec(), "{}", String::from_utf8_lossy(lit));
+            if lit.first() == Some(&b'"') {
+                assert_eq!(got, reencoded(lit), "same as decoding and encoding again");
+            }
+        }
+        assert_eq!(json_string(None), br#""""#.to_vec());
+    }
+
+    #[test]
+    fn json_string_of_bad_utf8_goes_through_decoding() {
+        let lit = b"\"a\xffb\"";
+        assert_eq!(json_string(Some(lit)), reencoded(lit));
+    }
+
+    proptest! {
+        #[test]
+        fn json_string_equals_decode_then_encode(
+            s in any::<String>(),
+            escapes in prop::collection::vec(0usize..9, 0..6),
+        ) {
+            // A valid literal: serde's encoding of `s`, with escapes spliced in between characters.
+            let mut lit = serde_json::to_vec(&s).expect("encode");
+            let spellings: [&[u8]; 9] = [
+                br"\/", br"\u0041", br"\n", br"\\", br#"\""#, br"\u00e9", br"\t", br"\uD83D\uDE00", br"\u001F",
+            ];
+            for (k, e) in escapes.iter().enumerate() {
+                let at = 1 + (k * 7) % (lit.len() - 1);
+                let prefix = [&lit[..at], &b"\""[..]].concat();
+                if serde_json::from_slice::<String>(&prefix).is_ok() {
+                    lit.splice(at..at, spellings[*e].iter().copied());
+                }
+            }
+            prop_assert_eq!(json_string(Some(&lit)), reencoded(&lit));
+        }
+    }
 }
