@@ -36,4 +36,6 @@ pub enum MergeError {
     Git(#[from] GitCmdError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    RefName(#[from] crate::model::refname::RefNameError),
 }

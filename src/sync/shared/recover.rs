@@ -26,9 +26,10 @@
 use std::collections::BTreeMap;
 
 use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
-use crate::model::refname::{LEGACY_BRANCH, V2_FULL_CURRENT, V2_MAIN};
+use crate::model::refname::{self, LEGACY_BRANCH, V2_FULL_CURRENT, V2_MAIN};
 use crate::store::queue::Queue;
 use crate::sync::fetch;
+use crate::sync::merge::checkpoint::{self, Layout};
 use crate::sync::merge::legacy::{self, Recovered};
 use crate::sync::merge::{v2, MergeError};
 use crate::sync::push::{RefStatus, Rejection};
@@ -65,9 +66,10 @@ pub fn diverged(status: &RefStatus) -> bool {
     )
 }
 
-/// True for the shared refs recovery handles.
+/// True for the refs recovery handles: the shared refs, and per-checkpoint refs (two machines that wrote
+/// sessions into the same checkpoint).
 pub fn recoverable(name: &str) -> bool {
-    [LEGACY_BRANCH, V2_MAIN, V2_FULL_CURRENT].contains(&name)
+    [LEGACY_BRANCH, V2_MAIN, V2_FULL_CURRENT].contains(&name) || refname::is_checkpoint_ref(name)
 }
 
 /// What a recovery did.
@@ -302,6 +304,9 @@ fn build(
             },
         }
     }
+    for (name, &(local, remote)) in tips.iter().filter(|(n, _)| refname::is_checkpoint_ref(n)) {
+        build_checkpoint(repo, dir, name, local, remote, who, &mut built)?;
+    }
     let main = tips.get(V2_MAIN).copied();
     let mut full = tips.get(V2_FULL_CURRENT).copied();
     if let Some((local, remote)) = full {
@@ -318,6 +323,32 @@ fn build(
     let rotating = tips.contains_key(V2_FULL_CURRENT) && full.is_none();
     build_v2(repo, dir, main, full, rotating, who, &mut built)?;
     Ok(built)
+}
+
+/// A per-checkpoint ref both sides wrote: its sessions merged by slot (root `metadata.json` re-aggregated), a
+/// merge commit with both parents.
+fn build_checkpoint(
+    repo: &Repo,
+    dir: &std::path::Path,
+    name: &str,
+    local: ObjectId,
+    remote: Option<ObjectId>,
+    who: &Identity,
+    built: &mut Built,
+) -> Result<(), MergeError> {
+    match relation(dir, local, remote)? {
+        Relation::Push => built.set(name, local, local, true),
+        Relation::Adopt(r) => built.set(name, local, r, false),
+        Relation::Merge(r) => {
+            let id = refname::parse(name)?;
+            let (l, rt) = (repo.commit_tree(local)?, repo.commit_tree(r)?);
+            let (tree, _) = checkpoint::merge(repo, Layout::Refs, &id, l, rt)?;
+            let message = format!("Merge remote checkpoint {id}\n");
+            let c = repo.write_commit(tree, &[local, r], who, who, &message)?;
+            built.set(name, local, c, true);
+        }
+    }
+    Ok(())
 }
 
 /// How one v2 ref relates to its fetched remote tip.
