@@ -1,12 +1,18 @@
 //! Fetch-and-merge recovery of shared refs the remote rejected as diverged (non-fast-forward / fetch first):
-//! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12).
+//! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12),
+//! and per-checkpoint refs two machines both wrote (the same checkpoint ID, different sessions): merged by
+//! session slot like a v2 checkpoint, a merge commit with both parents, never forced.
+//!
+//! The remote tips are fetched from the URL the push went to (a configured remote's push URL, or the bare
+//! `entire::<URL>`), so no remote name is needed.
 //!
 //! One attempt:
 //! 1. ONE `git fetch` brings every rejected ref's remote tip to `refs/entire-fetch-tmp/<ref, "/" → "-">`
 //!    (forced: these are scratch refs; full objects, no tags, no `FETCH_HEAD`);
 //! 2. the merges are built ([`crate::sync::merge`]): the legacy branch replayed onto the remote tip (union merge
 //!    on conflict), `v2/main` and `v2/full/current` united by checkpoint with `/full`'s slots placed as `/main`'s
-//!    (when only `/main` diverged but its merge renumbered slots, `/full/current` gets the same renumbering);
+//!    (when only `/main` diverged but its merge renumbered slots, `/full/current` gets the same renumbering),
+//!    a per-checkpoint ref merged by session slot ([`checkpoint::merge`] with [`Layout::Refs`]);
 //! 3. ONE compare-and-swap transaction moves every local ref from the tip the merge was built on to its merge
 //!    and deletes the scratch refs; a local write in between makes the transaction fail and the attempt is
 //!    redone from the new tips;
