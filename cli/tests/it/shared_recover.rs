@@ -17,7 +17,6 @@ const CURRENT: &str = "refs/entire/checkpoints/v2/full/current";
 const LEGACY_MIRROR: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}"#;
 const V2_MIRROR: &str =
     r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror", "checkpoints_v2": true}}"#;
-const REFS_ONLY: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#;
 const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
 
 /// Write session `sess-<tag>` into checkpoint `id` (a new checkpoint when `None`); returns the ID.
@@ -311,47 +310,6 @@ fn a_push_to_a_bare_file_url_recovers_diverged_v2_refs() {
 #[test]
 fn a_push_to_a_bare_http_url_recovers_diverged_v2_refs() {
     bare_url_push_recovers(Kind::Http);
-}
-
-/// A per-checkpoint ref both clones wrote (the same checkpoint, different sessions) is merged by session and
-/// lands, instead of staying queued as non-fast-forward for ever.
-#[test]
-fn a_checkpoint_ref_both_clones_wrote_is_merged_by_session() {
-    let s = Served::new(Kind::File);
-    let env = &s.env;
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, REFS_ONLY);
-    settings(&b, REFS_ONLY);
-    let shared = hex_id(9);
-    write(env, &a, "a1", Some(&shared));
-    write(env, &b, "b1", Some(&shared));
-    env.entire(&a, &["push"]).ok();
-    let remote_before = ref_value(env, &s.path("server.git"), &cp_ref(&shared)).expect("a's ref");
-    let out = env.entire(&b, &["push"]).ok();
-    assert!(!out.stderr.contains("queued"), "{}", out.stderr);
-    let server = s.path("server.git");
-    let landed = ref_value(env, &server, &cp_ref(&shared)).expect("ref on the server");
-    assert_eq!(Some(landed.clone()), ref_value(env, &b, &cp_ref(&shared)));
-    assert!(contains(env, &server, &remote_before, &landed), "forced");
-    let spec = |n: usize, f: &str| format!("{}:{n}/{f}", cp_ref(&shared));
-    for tag in ["a1", "b1"] {
-        let found = (0..2).any(|n| {
-            cat(env, &server, &spec(n, "metadata.json"))
-                .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
-                && cat(env, &server, &spec(n, "full.jsonl"))
-                    .is_some_and(|t| t.contains(&format!("of {tag}")))
-        });
-        assert!(
-            found,
-            "session {tag} in the merged checkpoint\n{}",
-            out.stderr
-        );
-    }
-    let root = cat(env, &server, &format!("{}:metadata.json", cp_ref(&shared))).expect("root");
-    assert!(root.contains("\"/1/full.jsonl\""), "{root}");
-    assert!(queued(env, &b).is_empty(), "{:?}", queued(env, &b));
-    env.git(&server, &["fsck", "--no-progress", "--no-dangling"]);
 }
 
 /// With v2 on, a fetch through `entire::` brings `v2/main` in the same extra round trip as the referenced

@@ -31,8 +31,6 @@ pub enum Layout {
     /// The legacy branch: `{metadata, transcript, compact_transcript, context, content_hash}` when present,
     /// `prompt` always (`""` when absent).
     Legacy,
-    /// A per-checkpoint ref: the legacy files, with paths relative to the ref's root (`/0/full.jsonl`).
-    Refs,
 }
 
 /// The union of two trees (local wins on a conflicting non-tree entry).
@@ -150,11 +148,11 @@ pub fn merge(
             .into_iter()
             .map(|e| e.name)
             .collect();
-        let dir = match layout {
-            Layout::Refs => format!("/{}", p.slot),
-            _ => format!("/{path}/{}", p.slot),
-        };
-        paths.push(session_paths(layout, &dir, &names));
+        paths.push(session_paths(
+            layout,
+            &format!("/{path}/{}", p.slot),
+            &names,
+        ));
         entries.push(TreeEntry {
             name: p.slot.to_string(),
             id: tree,
@@ -243,7 +241,7 @@ pub fn session_paths(layout: Layout, dir: &str, names: &[String]) -> Value {
             m.insert("content_hash".into(), or_empty(COMPACT_HASH));
             m.insert("prompt".into(), or_empty(PROMPT));
         }
-        Layout::Legacy | Layout::Refs => {
+        Layout::Legacy => {
             m.insert("metadata".into(), path(METADATA));
             for (key, name) in [
                 ("transcript", "full.jsonl"),

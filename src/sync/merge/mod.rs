@@ -4,9 +4,8 @@
 //!
 //! One module per layout, pure functions over trees (they read and write objects, never refs):
 //! - [`slots`]: which session goes into which slot when both sides wrote the same checkpoint (pure data);
-//! - [`checkpoint`]: one checkpoint directory merged by session slot (root `metadata.json` re-aggregated) — a
-//!   checkpoint of `/main`, of the legacy branch, or the root of a per-checkpoint ref — and the generic tree
-//!   union;
+//! - [`checkpoint`]: one checkpoint directory merged by session slot (root `metadata.json` re-aggregated), and
+//!   the generic tree union;
 //! - [`v2`]: `v2/main` and `v2/full/*` trees: union by checkpoint, the same checkpoint merged by slot, `/full`
 //!   slots renumbered exactly as `/main`'s;
 //! - [`legacy`]: the legacy branch: local-only checkpoint commits replayed onto the remote tip (upstream's
@@ -37,6 +36,4 @@ pub enum MergeError {
     Git(#[from] GitCmdError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    RefName(#[from] crate::model::refname::RefNameError),
 }
