@@ -141,9 +141,14 @@ struct RelayPush<'c> {
     child: &'c mut Relayed,
     atomic: bool,
     pushes: usize,
+    url: String,
 }
 
 impl PushTransport for RelayPush<'_> {
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
     fn push(
         &mut self,
         specs: &[String],
@@ -186,6 +191,7 @@ fn push_batch(s: &mut Session, child: &mut Relayed, first: String) -> anyhow::Re
         child,
         atomic: options.atomic,
         pushes: 0,
+        url: s.endpoint.push_url.clone(),
     };
     let remote = s.remote_name();
     let outcome = push::run(

@@ -268,6 +268,50 @@ fn git_entire_push_recovers_diverged_v2_refs() {
     assert!(queued(env, &b).is_empty(), "{:?}", queued(env, &b));
 }
 
+/// A push to a bare `entire::<URL>` (no remote name) recovers too: the remote tips are fetched by URL.
+fn bare_url_push_recovers(kind: Kind) {
+    let s = Served::new(kind);
+    let env = &s.env;
+    let a = s.clone_local("a");
+    let b = s.clone_local("b");
+    settings(&a, V2_PRIMARY);
+    settings(&b, V2_PRIMARY);
+    let ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
+    env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
+    env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
+    let url = format!("entire::{}", s.url("server.git"));
+    env.run(&a, "git", ["push", url.as_str(), "main"]).ok();
+    let out = env
+        .run(&b, "git", ["push", url.as_str(), "main:refs/heads/b"])
+        .ok();
+    assert!(out.stderr.contains("main -> b"), "{}", out.stderr);
+    assert!(!out.stderr.contains("not pushed"), "{}", out.stderr);
+    let server = s.path("server.git");
+    for r in [MAIN, CURRENT] {
+        let paths = tree_paths(env, &server, r);
+        for id in &ids {
+            assert!(paths.contains(&path_of(id)), "{id} on {r}\n{}", out.stderr);
+        }
+        assert_eq!(ref_value(env, &server, r), ref_value(env, &b, r), "{r}");
+    }
+    assert!(queued(env, &b).is_empty(), "{:?}", queued(env, &b));
+    assert!(
+        env.git(&b, &["for-each-ref", "refs/entire-fetch-tmp/"])
+            .is_empty(),
+        "scratch refs removed"
+    );
+}
+
+#[test]
+fn a_push_to_a_bare_file_url_recovers_diverged_v2_refs() {
+    bare_url_push_recovers(Kind::File);
+}
+
+#[test]
+fn a_push_to_a_bare_http_url_recovers_diverged_v2_refs() {
+    bare_url_push_recovers(Kind::Http);
+}
+
 /// With v2 on, a fetch through `entire::` brings `v2/main` in the same extra round trip as the referenced
 /// checkpoints.
 #[test]

@@ -61,6 +61,10 @@ fn dropped_stderr_line(line: &str) -> bool {
 }
 
 impl PushTransport for GitPush {
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
     fn push(
         &mut self,
         specs: &[String],

@@ -150,6 +150,11 @@ pub trait PushTransport {
     /// The checkpoint refs the glob of the coming pushes can reach (told before the first push that carries
     /// checkpoints); a transport may leave every other remote checkpoint ref out of what its push sees.
     fn checkpoint_destinations(&mut self, _names: &[&str]) {}
+
+    /// The URL this transport pushes to, when it knows it (shared-ref recovery fetches from it).
+    fn url(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The result of [`run`].

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::git::repo::Repo;
 use crate::model::refname::{self, LEGACY_BRANCH, V2_FULL_CURRENT};
+use crate::sync::remote;
 use crate::sync::shared::{publish, recover, state, which, Plan};
 
 use super::{Outcome, PushOptions, PushSpec, PushTransport, RefStatus, Staged};
@@ -190,8 +191,8 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Fetch-and-merge recovery of the `diverged` shared refs (not for `--dry-run`, nor without a configured
-    /// remote to fetch from).
+    /// Fetch-and-merge recovery of the `diverged` shared refs (not for `--dry-run`). The remote tips are fetched
+    /// from the configured remote's push URL, or from the transport's URL when the push named no remote.
     fn recover(
         &self,
         transport: &mut dyn PushTransport,
@@ -201,19 +202,23 @@ impl<'a> Shared<'a> {
         let (Some(repo), false) = (self.repo, diverged.is_empty() || options.dry_run) else {
             return recover::Recovery::default();
         };
-        let Some(remote) = self.remote else {
-            return recover::Recovery {
-                failed: diverged
-                    .iter()
-                    .map(|n| {
-                        (
-                            n.clone(),
-                            "diverged; pushing to a URL, recovery needs a configured remote".into(),
-                        )
-                    })
-                    .collect(),
-                ..Default::default()
-            };
+        let url = match self.remote {
+            Some(name) => remote::resolve(Some(repo), name)
+                .map(|e| e.push_url)
+                .map_err(|e| e.to_string()),
+            None => transport
+                .url()
+                .map(str::to_string)
+                .ok_or_else(|| "diverged; the push transport names no URL to fetch from".into()),
+        };
+        let url = match url {
+            Ok(u) => u,
+            Err(why) => {
+                return recover::Recovery {
+                    failed: diverged.iter().map(|n| (n.clone(), why.clone())).collect(),
+                    ..Default::default()
+                }
+            }
         };
         let mut push = |specs: &[String], leases: &[String], atomic: bool| {
             let separate = PushOptions {
@@ -224,7 +229,7 @@ impl<'a> Shared<'a> {
             };
             transport.push(specs, &separate).map_err(|f| f.message)
         };
-        let recovery = recover::recover(repo, remote, diverged, &mut push);
+        let recovery = recover::recover(repo, &url, diverged, &mut push);
         tracing::debug!(target: "entire::push", round_trips = recovery.round_trips, landed = recovery.landed.len(), failed = recovery.failed.len(), "shared-ref recovery");
         recovery
     }

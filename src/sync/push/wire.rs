@@ -77,6 +77,10 @@ impl Wire {
 }
 
 impl PushTransport for Wire {
+    fn url(&self) -> Option<&str> {
+        self.fallback.url()
+    }
+
     fn push(
         &mut self,
         specs: &[String],

@@ -1,5 +1,7 @@
 //! Fetch-and-merge recovery of shared refs the remote rejected as diverged (non-fast-forward / fetch first):
 //! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12).
+//! The remote tips are fetched from the URL the push went to (a configured remote's push URL, or the bare
+//! `entire::<URL>`), so no remote name is needed.
 //!
 //! One attempt:
 //! 1. ONE `git fetch` brings every rejected ref's remote tip to `refs/entire-fetch-tmp/<ref, "/" → "-">`
@@ -86,24 +88,10 @@ pub struct Recovery {
 pub type Push<'a> =
     dyn FnMut(&[String], &[String], bool) -> Result<BTreeMap<String, RefStatus>, String> + 'a;
 
-/// Recover the `rejected` shared refs against the remote `remote_name` (its push URL is fetched from).
-pub fn recover(
-    repo: &Repo,
-    remote_name: &str,
-    rejected: &[String],
-    push: &mut Push<'_>,
-) -> Recovery {
+/// Recover the `rejected` shared refs against the remote at `url` (the URL the push went to; the remote tips are
+/// fetched from it by URL, so no configured remote name is needed).
+pub fn recover(repo: &Repo, url: &str, rejected: &[String], push: &mut Push<'_>) -> Recovery {
     let mut out = Recovery::default();
-    let url = match remote::resolve(Some(repo), remote_name) {
-        Ok(e) => e.push_url,
-        Err(e) => {
-            out.failed = rejected
-                .iter()
-                .map(|r| (r.clone(), e.to_string()))
-                .collect();
-            return out;
-        }
-    };
     let dir = remote::repo_dir(repo);
     let who = repo.committer();
     let mut todo: Vec<String> = rejected.to_vec();
@@ -113,7 +101,7 @@ pub fn recover(
         }
         let (archives, specs) = fetch_specs(repo, &todo);
         out.round_trips += 1;
-        if let Err(e) = fetch::fetch_refspecs(&dir, &url, &specs) {
+        if let Err(e) = fetch::fetch_refspecs(&dir, url, &specs) {
             out.failed
                 .extend(todo.drain(..).map(|r| (r, e.to_string())));
             break;
