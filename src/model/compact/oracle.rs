@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 
 mod gojson;
 
-use gojson::{
-    count_while, document, elements, get, go_string, int_field, members, str_field, Members,
-};
+use gojson::{document, elements, get, go_string, int_field, members, str_field, Members};
 
 use super::Fields;
 
@@ -397,6 +395,9 @@ fn put_raw(out: &mut Vec<u8>, raw: &[u8]) {
 const SYSTEM_TAGS: &str =
     "local-command-caveat system-reminder command-name command-message command-args local-command-stdout";
 
+// `strip_pairs` and `strip_leading_timestamp` were not rewritten: the oracle uses the module's own.
+use super::{strip_leading_timestamp, strip_pairs};
+
 fn strip_tags(text: &str) -> String {
     let mut s = strip_pairs(text, "<ide_", "</ide_", true);
     s = strip_leading_timestamp(&s);
@@ -415,55 +416,4 @@ fn strip_tags(text: &str) -> String {
     }
     out.push_str(&s[kept..]);
     out.trim().to_string()
-}
-
-/// Removes `open[^>]*>.*?close` (then `[^>]*>` when `close_tail`), leftmost
-/// first and non-greedy, as Go's `regexp.ReplaceAllString` does.
-fn strip_pairs(text: &str, open: &str, close: &str, close_tail: bool) -> String {
-    let (mut out, mut kept, mut from) = (String::new(), 0, 0);
-    while let Some(start) = text[from..].find(open).map(|p| p + from) {
-        let Some(gt) = text[start + open.len()..].find('>') else {
-            break;
-        };
-        let body = start + open.len() + gt + 1;
-        let Some(c) = text[body..].find(close).map(|p| p + body + close.len()) else {
-            break;
-        };
-        let end = if close_tail {
-            text[c..].find('>').map(|p| c + p + 1)
-        } else {
-            Some(c)
-        };
-        let Some(end) = end else { break };
-        out.push_str(&text[kept..start]);
-        (kept, from) = (end, end);
-    }
-    out.push_str(&text[kept..]);
-    out
-}
-
-/// Removes `\A\s*<timestamp(\s[^>]*)?>[^<\n]*</timestamp\s*>`.
-fn strip_leading_timestamp(s: &str) -> String {
-    let b = s.as_bytes();
-    let space = |i| {
-        count_while(b, i, |c| {
-            matches!(c, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
-        })
-    };
-    let end = (|| {
-        let mut i = space(0);
-        b[i..].starts_with(b"<timestamp").then_some(())?;
-        i += b"<timestamp".len();
-        if b.get(i) != Some(&b'>') {
-            (space(i) > 0).then_some(())?;
-            i += b[i..].iter().position(|&c| c == b'>')?;
-        }
-        i += 1;
-        i += count_while(b, i, |c| c != b'<' && c != b'\n');
-        b[i..].starts_with(b"</timestamp").then_some(())?;
-        i += b"</timestamp".len();
-        i += space(i);
-        (b.get(i) == Some(&b'>')).then_some(i + 1)
-    })();
-    s[end.unwrap_or(0)..].to_string()
 }
