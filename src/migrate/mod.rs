@@ -11,7 +11,7 @@
 //! the cache. Reads go through a handle with a pack-entry cache ([`odb`]).
 //!
 //! Invariants (what a kill -9 at any moment leaves behind, and why a rerun converges):
-//! 1. **Objects before anything that names them.** All new objects go into one pack ([`pack`]) that becomes
+//! 1. **Objects before anything that names them.** All new objects go into one pack ([`crate::git::pack`]) that becomes
 //!    visible (its `.idx` renamed into place) only when complete and fsynced. Refs and queue entries written
 //!    later therefore never point at missing objects; `git fsck` stays clean at every point.
 //! 2. **Queue intent before refs.** Every ref the run will create or update, and every up-to-date ref not yet

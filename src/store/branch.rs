@@ -6,7 +6,7 @@
 //! - Compare-and-swap against the tip the commit was built on; lost races rebuild from the new tip.
 //! - Session paths in the root `metadata.json` are absolute from the branch root (`/ab/cdef…/0/full.jsonl`).
 //!
-//! Failure modes: [`StoreError`](super::StoreError) names the branch or checkpoint.
+//! Failure modes: [`super::StoreError`] names the branch or checkpoint.
 
 use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo};
 use crate::model::checkpoint::{self, Layout, SessionInput};

@@ -1,6 +1,6 @@
 //! Checkpoint stores and the routing between them (SPEC §3.4–3.5).
 //!
-//! One implementation per layout, behind one interface ([`locate`], [`read`], [`list`], and [`write`] per
+//! One implementation per layout, behind one interface ([`locate`], [`read`], [`list`], and [`write()`] per
 //! backend):
 //! - [`refs`]: one ref per checkpoint (authoritative in `refs-v1-mirror` and `refs-v1`).
 //! - [`branch`]: the legacy `entire/checkpoints/v1` branch (primary when no mode is set, mirror in

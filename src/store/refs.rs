@@ -7,7 +7,7 @@
 //!   rebuilding from the new tip (at most [`MAX_ATTEMPTS`] times), never by overwriting.
 //! - A write whose tree equals the current tip's tree makes no new commit.
 //!
-//! Failure modes: [`StoreError`](super::StoreError) variants name the checkpoint and ref.
+//! Failure modes: [`super::StoreError`] variants name the checkpoint and ref.
 
 use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo};
 use crate::model::checkpoint::{self, Layout, SessionInput};

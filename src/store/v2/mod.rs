@@ -4,9 +4,9 @@
 //!
 //! One module per concept: [`layout`] (names, paths, tree walks), [`session`] (the v2 session metadata and
 //! compact transcript), [`main`] (write to `/main`), [`full`] (write to `/full`), [`rotation`] (generation
-//! rotation), [`pending`] (pending publications of rotations), [`read`] (reads).
+//! rotation), [`pending`] (pending publications of rotations), [`mod@read`] (reads).
 //!
-//! A write ([`write`]):
+//! A write ([`write()`]):
 //! 1. queues `v2/main` and `v2/full/current` for push (before any ref moves, so a crash never leaves a written
 //!    ref unqueued);
 //! 2. writes `/main`, which chooses the slots (slot-0 guard included);
