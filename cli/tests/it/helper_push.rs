@@ -80,16 +80,31 @@ fn one_push_over_real_sshd() {
     user_ref_and_checkpoints_in_one_push(Kind::Sshd);
 }
 
+/// A checkpoint ref the remote holds as something that is not a checkpoint commit (nothing to merge by
+/// session) and one a hook refuses both stay queued with their reason; the push itself succeeds. (A checkpoint
+/// both sides wrote is merged instead: `shared_recover`.)
 #[test]
-fn diverged_and_hook_rejected_checkpoints_stay_queued_without_failing_the_push() {
+fn unmergeable_and_hook_rejected_checkpoints_stay_queued_without_failing_the_push() {
     let s = Served::new(Kind::File);
     let env = &s.env;
     let server = s.path("server.git");
     let local = s.clone_local("local");
-    // The server already holds a different history of checkpoint 1: never forced, stays queued.
+    // The server already holds checkpoint 1's ref at a commit that is no checkpoint: never forced, never
+    // merged, stays queued.
     let diverged = hex_id(1);
     let other = env.repo("other");
-    write_checkpoint(env, &other, &diverged, None);
+    let blob = env.git_stdin(
+        &other,
+        &["hash-object", "-w", "--stdin"],
+        "not a checkpoint\n",
+    );
+    let tree = env.git_stdin(
+        &other,
+        &["mktree"],
+        &format!("100644 blob {blob}\tREADME\n"),
+    );
+    let commit = env.git(&other, &["commit-tree", &tree, "-m", "not a checkpoint"]);
+    env.git(&other, &["update-ref", &cp_ref(&diverged), &commit]);
     env.git(
         &other,
         &[
@@ -116,6 +131,22 @@ fn diverged_and_hook_rejected_checkpoints_stay_queued_without_failing_the_push()
     env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
     let out = env.run(&local, "git", ["push", "origin", "main"]).ok();
     assert!(out.stderr.contains("2 stay queued"), "{}", out.stderr);
+    let reason: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(&cp_ref(&diverged)))
+        .collect();
+    assert_eq!(
+        reason.len(),
+        1,
+        "one line for the unmergeable ref: {}",
+        out.stderr
+    );
+    assert!(
+        reason[0].contains("the remote") && reason[0].contains("is not a checkpoint commit"),
+        "{}",
+        out.stderr
+    );
     assert!(
         !out.stderr.contains("[rejected]"),
         "git reports only the user's refs: {}",

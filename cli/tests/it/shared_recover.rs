@@ -17,6 +17,7 @@ const CURRENT: &str = "refs/entire/checkpoints/v2/full/current";
 const LEGACY_MIRROR: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}"#;
 const V2_MIRROR: &str =
     r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror", "checkpoints_v2": true}}"#;
+const REFS_ONLY: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#;
 const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
 
 /// Write session `sess-<tag>` into checkpoint `id` (a new checkpoint when `None`); returns the ID.
@@ -87,8 +88,25 @@ fn missing(
             }
         }
     }
-    // The checkpoint both wrote has every session, and v2 /full slots hold the transcript of the session
-    // that /main's slot names.
+    // The checkpoint both wrote has every session: on its own ref (merged by session, issue #13's "every
+    // checkpoint of both in every layout")…
+    if wrote(&cp_ref(shared)) {
+        for tag in tags {
+            let found = (0..4).any(|n| {
+                cat(
+                    env,
+                    &server,
+                    &format!("{}:{n}/metadata.json", cp_ref(shared)),
+                )
+                .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
+            });
+            if !found {
+                out.push(format!("session {tag} of {shared} on its ref"));
+            }
+        }
+    }
+    // …and on the shared refs, where v2 /full slots hold the transcript of the session that /main's slot
+    // names.
     for (layout, transcript) in [(LEGACY, "full.jsonl"), (MAIN, "")] {
         if !wrote(layout) {
             continue;
@@ -310,6 +328,85 @@ fn a_push_to_a_bare_file_url_recovers_diverged_v2_refs() {
 #[test]
 fn a_push_to_a_bare_http_url_recovers_diverged_v2_refs() {
     bare_url_push_recovers(Kind::Http);
+}
+
+/// A per-checkpoint ref both clones wrote (the same checkpoint, different sessions) is merged by session and
+/// lands, instead of staying queued as non-fast-forward for ever: through `git entire push` and through the
+/// helper (`git push`, with the user's branch).
+fn a_checkpoint_ref_both_clones_wrote_is_merged_by_session(kind: Kind, helper: bool) {
+    let s = Served::new(kind);
+    let env = &s.env;
+    let a = s.clone_local("a");
+    let b = s.clone_local("b");
+    settings(&a, REFS_ONLY);
+    settings(&b, REFS_ONLY);
+    let shared = hex_id(9);
+    write(env, &a, "a1", Some(&shared));
+    write(env, &b, "b1", Some(&shared));
+    let push = |repo: &Path| {
+        if helper {
+            env.git(repo, &["commit", "-q", "--allow-empty", "-m", "work"]);
+            let branch = repo.file_name().and_then(|n| n.to_str()).expect("name");
+            let out = env
+                .run(
+                    repo,
+                    "git",
+                    ["push", "origin", &format!("main:refs/heads/{branch}")],
+                )
+                .ok();
+            assert!(
+                out.stderr.contains(&format!("main -> {branch}")),
+                "{}",
+                out.stderr
+            );
+            out
+        } else {
+            env.entire(repo, &["push"]).ok()
+        }
+    };
+    push(&a);
+    let remote_before = ref_value(env, &s.path("server.git"), &cp_ref(&shared)).expect("a's ref");
+    let before = s.connections();
+    let out = push(&b);
+    // The recovery's round trips: the push, one fetch of the remote tip, the push of the merge.
+    if let Some(n) = before {
+        assert_eq!(s.connections(), Some(n + 3), "{kind:?}: {}", s.log());
+    }
+    assert!(!out.stderr.contains("queued"), "{}", out.stderr);
+    let server = s.path("server.git");
+    let landed = ref_value(env, &server, &cp_ref(&shared)).expect("ref on the server");
+    assert_eq!(Some(landed.clone()), ref_value(env, &b, &cp_ref(&shared)));
+    assert!(contains(env, &server, &remote_before, &landed), "forced");
+    let spec = |n: usize, f: &str| format!("{}:{n}/{f}", cp_ref(&shared));
+    for tag in ["a1", "b1"] {
+        let found = (0..2).any(|n| {
+            cat(env, &server, &spec(n, "metadata.json"))
+                .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
+                && cat(env, &server, &spec(n, "full.jsonl"))
+                    .is_some_and(|t| t.contains(&format!("of {tag}")))
+        });
+        assert!(
+            found,
+            "session {tag} in the merged checkpoint\n{}",
+            out.stderr
+        );
+    }
+    let root = cat(env, &server, &format!("{}:metadata.json", cp_ref(&shared))).expect("root");
+    assert!(root.contains("\"/1/full.jsonl\""), "{root}");
+    assert!(queued(env, &b).is_empty(), "{:?}", queued(env, &b));
+    env.git(&server, &["fsck", "--no-progress", "--no-dangling"]);
+}
+
+#[test]
+fn a_checkpoint_ref_both_clones_wrote_is_merged_by_session_over_file() {
+    a_checkpoint_ref_both_clones_wrote_is_merged_by_session(Kind::File, false);
+    a_checkpoint_ref_both_clones_wrote_is_merged_by_session(Kind::File, true);
+}
+
+#[test]
+fn a_checkpoint_ref_both_clones_wrote_is_merged_by_session_over_sshd_and_git_daemon() {
+    a_checkpoint_ref_both_clones_wrote_is_merged_by_session(Kind::Sshd, true);
+    a_checkpoint_ref_both_clones_wrote_is_merged_by_session(Kind::Daemon, true);
 }
 
 /// With v2 on, a fetch through `entire::` brings `v2/main` in the same extra round trip as the referenced

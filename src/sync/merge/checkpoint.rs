@@ -7,6 +7,8 @@
 //!   (sessions matched by `session_id` from `<n>/metadata.json`), other entries (the legacy `tasks/` tree)
 //!   united, and the root `metadata.json` re-aggregated from the merged slots (the remote's root as the base,
 //!   so fields we do not model survive).
+//! - [`ensure_checkpoint`]: a per-checkpoint ref's commit is merged by session only when its root
+//!   `metadata.json` names that checkpoint.
 //! - [`apply`]: the same plan applied to a `/full` checkpoint (no owners there), so `/main` and `/full` slots
 //!   stay aligned.
 
@@ -31,6 +33,8 @@ pub enum Layout {
     /// The legacy branch: `{metadata, transcript, compact_transcript, context, content_hash}` when present,
     /// `prompt` always (`""` when absent).
     Legacy,
+    /// A per-checkpoint ref: the legacy files, with paths relative to the ref's root (`/0/full.jsonl`).
+    Refs,
 }
 
 /// The union of two trees (local wins on a conflicting non-tree entry).
@@ -148,11 +152,11 @@ pub fn merge(
             .into_iter()
             .map(|e| e.name)
             .collect();
-        paths.push(session_paths(
-            layout,
-            &format!("/{path}/{}", p.slot),
-            &names,
-        ));
+        let dir = match layout {
+            Layout::Refs => format!("/{}", p.slot),
+            _ => format!("/{path}/{}", p.slot),
+        };
+        paths.push(session_paths(layout, &dir, &names));
         entries.push(TreeEntry {
             name: p.slot.to_string(),
             id: tree,
@@ -166,6 +170,33 @@ pub fn merge(
         is_tree: false,
     });
     Ok((repo.write_tree(&entries)?, plan))
+}
+
+/// Check that `tree` (the `side` value of per-checkpoint ref `name`) is a checkpoint of `id`: a root
+/// `metadata.json` that parses and names `id`. Anything else is not merged by session (never guessed at).
+pub fn ensure_checkpoint(
+    repo: &Repo,
+    id: &CheckpointId,
+    tree: ObjectId,
+    side: &'static str,
+    name: &str,
+) -> Result<(), MergeError> {
+    let not = |why: String| MergeError::NotACheckpoint {
+        side,
+        name: name.to_string(),
+        why,
+    };
+    let entry = match repo.lookup(tree, METADATA)? {
+        Some(e) if !e.is_tree => e,
+        _ => return Err(not(format!("no root {METADATA}"))),
+    };
+    let root = RootMetadata::parse(&repo.read_blob(entry.id)?, METADATA)
+        .map_err(|e| not(e.to_string()))?;
+    match root.checkpoint_id() {
+        Some(found) if found == id.to_string() => Ok(()),
+        Some(found) => Err(not(format!("its {METADATA} names checkpoint {found}"))),
+        None => Err(not(format!("its {METADATA} names no checkpoint_id"))),
+    }
 }
 
 /// Apply a slot plan (made on `/main`) to a `/full` checkpoint: each merged slot takes the planned side's slot,
@@ -241,7 +272,7 @@ pub fn session_paths(layout: Layout, dir: &str, names: &[String]) -> Value {
             m.insert("content_hash".into(), or_empty(COMPACT_HASH));
             m.insert("prompt".into(), or_empty(PROMPT));
         }
-        Layout::Legacy => {
+        Layout::Legacy | Layout::Refs => {
             m.insert("metadata".into(), path(METADATA));
             for (key, name) in [
                 ("transcript", "full.jsonl"),

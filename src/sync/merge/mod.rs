@@ -4,8 +4,9 @@
 //!
 //! One module per layout, pure functions over trees (they read and write objects, never refs):
 //! - [`slots`]: which session goes into which slot when both sides wrote the same checkpoint (pure data);
-//! - [`checkpoint`]: one checkpoint directory merged by session slot (root `metadata.json` re-aggregated), and
-//!   the generic tree union;
+//! - [`checkpoint`]: one checkpoint directory merged by session slot (root `metadata.json` re-aggregated) — a
+//!   checkpoint of `/main`, of the legacy branch, or the root of a per-checkpoint ref — and the generic tree
+//!   union;
 //! - [`v2`]: `v2/main` and `v2/full/*` trees: union by checkpoint, the same checkpoint merged by slot, `/full`
 //!   slots renumbered exactly as `/main`'s;
 //! - [`legacy`]: the legacy branch: local-only checkpoint commits replayed onto the remote tip (upstream's
@@ -16,7 +17,8 @@
 //! local version wins (it is the recovering machine's latest write), and `/main` and `/full` take the same
 //! side. The results are new objects only; moving refs is the caller's compare-and-swap.
 //!
-//! Failure modes: [`MergeError`] (an unreadable object, a failed `git rev-list`).
+//! Failure modes: [`MergeError`] (an unreadable object, a failed `git rev-list`, a per-checkpoint ref whose
+//! commit is not a checkpoint of its ID).
 
 pub mod checkpoint;
 pub mod legacy;
@@ -36,4 +38,13 @@ pub enum MergeError {
     Git(#[from] GitCmdError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    RefName(#[from] crate::model::refname::RefNameError),
+    /// One side of a per-checkpoint ref is not a checkpoint commit of that ID (nothing to merge by session).
+    #[error("the {side} {name} is not a checkpoint commit ({why})")]
+    NotACheckpoint {
+        side: &'static str,
+        name: String,
+        why: String,
+    },
 }

@@ -66,7 +66,11 @@ impl<'a> Shared<'a> {
             }
         }
         for (name, why) in &recovery.failed {
-            if name != LEGACY_BRANCH {
+            if refname::is_checkpoint_ref(name) {
+                outcome.notes.push(format!(
+                    "entire: the checkpoint ref {name} differs from the remote's and could not be merged ({why}); it stays queued, your refs are unaffected"
+                ));
+            } else if name != LEGACY_BRANCH {
                 outcome.notes.push(format!(
                     "entire: the shared checkpoint ref {name} was not pushed ({why}); it stays queued, your refs are unaffected"
                 ));

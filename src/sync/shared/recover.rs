@@ -1,5 +1,8 @@
 //! Fetch-and-merge recovery of shared refs the remote rejected as diverged (non-fast-forward / fetch first):
-//! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12).
+//! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12),
+//! and per-checkpoint refs two machines both wrote (the same checkpoint ID, different sessions): merged by
+//! session slot like a v2 checkpoint, a merge commit with both parents, never forced.
+//!
 //! The remote tips are fetched from the URL the push went to (a configured remote's push URL, or the bare
 //! `entire::<URL>`), so no remote name is needed.
 //!
@@ -8,7 +11,10 @@
 //!    (forced: these are scratch refs; full objects, no tags, no `FETCH_HEAD`);
 //! 2. the merges are built ([`crate::sync::merge`]): the legacy branch replayed onto the remote tip (union merge
 //!    on conflict), `v2/main` and `v2/full/current` united by checkpoint with `/full`'s slots placed as `/main`'s
-//!    (when only `/main` diverged but its merge renumbered slots, `/full/current` gets the same renumbering);
+//!    (when only `/main` diverged but its merge renumbered slots, `/full/current` gets the same renumbering),
+//!    a per-checkpoint ref merged by session slot ([`checkpoint::merge`] with [`Layout::Refs`]) when both
+//!    sides are checkpoint commits of its ID ([`checkpoint::ensure_checkpoint`]) — otherwise that ref alone is
+//!    reported with the reason and stays queued, the other refs go on;
 //! 3. ONE compare-and-swap transaction moves every local ref from the tip the merge was built on to its merge
 //!    and deletes the scratch refs; a local write in between makes the transaction fail and the attempt is
 //!    redone from the new tips;
@@ -28,9 +34,10 @@
 use std::collections::BTreeMap;
 
 use crate::git::repo::{Identity, ObjectId, RefUpdate, Repo, RepoError};
-use crate::model::refname::{LEGACY_BRANCH, V2_FULL_CURRENT, V2_MAIN};
+use crate::model::refname::{self, LEGACY_BRANCH, V2_FULL_CURRENT, V2_MAIN};
 use crate::store::queue::Queue;
 use crate::sync::fetch;
+use crate::sync::merge::checkpoint::{self, Layout};
 use crate::sync::merge::legacy::{self, Recovered};
 use crate::sync::merge::{v2, MergeError};
 use crate::sync::push::{RefStatus, Rejection};
@@ -67,9 +74,10 @@ pub fn diverged(status: &RefStatus) -> bool {
     )
 }
 
-/// True for the shared refs recovery handles.
+/// True for the refs recovery handles: the shared refs, and per-checkpoint refs (two machines that wrote
+/// sessions into the same checkpoint).
 pub fn recoverable(name: &str) -> bool {
-    [LEGACY_BRANCH, V2_MAIN, V2_FULL_CURRENT].contains(&name)
+    [LEGACY_BRANCH, V2_MAIN, V2_FULL_CURRENT].contains(&name) || refname::is_checkpoint_ref(name)
 }
 
 /// What a recovery did.
@@ -127,6 +135,7 @@ pub fn recover(repo: &Repo, url: &str, rejected: &[String], push: &mut Push<'_>)
             }
         }
         out.landed.extend(built.adopted);
+        out.failed.extend(built.failed);
         todo.clear();
         if let Some(p) = built.publish {
             out.round_trips += 1;
@@ -242,6 +251,8 @@ struct Built {
     adopted: Vec<(String, ObjectId)>,
     /// Refs to push, at their new local values.
     push: Vec<(String, ObjectId)>,
+    /// Per-checkpoint refs that cannot be merged, with the reason (they stay queued).
+    failed: Vec<(String, String)>,
 }
 
 impl Built {
@@ -273,6 +284,7 @@ fn build(
         updates: Vec::new(),
         adopted: Vec::new(),
         push: Vec::new(),
+        failed: Vec::new(),
     };
     let mut tips = BTreeMap::new();
     let mut remote_archives = BTreeMap::new();
@@ -304,6 +316,12 @@ fn build(
             },
         }
     }
+    for (name, &(local, remote)) in tips.iter().filter(|(n, _)| refname::is_checkpoint_ref(n)) {
+        // One checkpoint that cannot be merged stays queued alone; the other refs still recover.
+        if let Err(e) = build_checkpoint(repo, dir, name, local, remote, who, &mut built) {
+            built.failed.push((name.to_string(), e.to_string()));
+        }
+    }
     let main = tips.get(V2_MAIN).copied();
     let mut full = tips.get(V2_FULL_CURRENT).copied();
     if let Some((local, remote)) = full {
@@ -320,6 +338,34 @@ fn build(
     let rotating = tips.contains_key(V2_FULL_CURRENT) && full.is_none();
     build_v2(repo, dir, main, full, rotating, who, &mut built)?;
     Ok(built)
+}
+
+/// A per-checkpoint ref both sides wrote: its sessions merged by slot (root `metadata.json` re-aggregated), a
+/// merge commit with both parents.
+fn build_checkpoint(
+    repo: &Repo,
+    dir: &std::path::Path,
+    name: &str,
+    local: ObjectId,
+    remote: Option<ObjectId>,
+    who: &Identity,
+    built: &mut Built,
+) -> Result<(), MergeError> {
+    match relation(dir, local, remote)? {
+        Relation::Push => built.set(name, local, local, true),
+        Relation::Adopt(r) => built.set(name, local, r, false),
+        Relation::Merge(r) => {
+            let id = refname::parse(name)?;
+            let (l, rt) = (repo.commit_tree(local)?, repo.commit_tree(r)?);
+            checkpoint::ensure_checkpoint(repo, &id, l, "local", name)?;
+            checkpoint::ensure_checkpoint(repo, &id, rt, "remote", name)?;
+            let (tree, _) = checkpoint::merge(repo, Layout::Refs, &id, l, rt)?;
+            let message = format!("Merge remote checkpoint {id}\n");
+            let c = repo.write_commit(tree, &[local, r], who, who, &message)?;
+            built.set(name, local, c, true);
+        }
+    }
+    Ok(())
 }
 
 /// How one v2 ref relates to its fetched remote tip.
