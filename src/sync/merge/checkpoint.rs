@@ -316,4 +316,78 @@ mod tests {
                                "prompt": "/ab/cd/0/prompt.txt"})
         );
     }
+
+    /// Which trees count as a checkpoint of `abcdef012345` (root `metadata.json` naming it), and the reason
+    /// given for the others.
+    #[test]
+    fn ensure_checkpoint_table() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .status()
+            .expect("git init");
+        assert!(ok.success());
+        let repo = Repo::discover(dir.path()).expect("repo");
+        let id = CheckpointId::parse("abcdef012345").expect("id");
+        let file = |name: &str, text: &str| TreeEntry {
+            name: name.into(),
+            id: repo.write_blob(text.as_bytes()).expect("blob"),
+            is_tree: false,
+        };
+        let sub = TreeEntry {
+            name: METADATA.into(),
+            id: repo.write_tree(&[file("x", "")]).expect("tree"),
+            is_tree: true,
+        };
+        let cases: Vec<(Vec<TreeEntry>, Option<&str>)> = vec![
+            (
+                vec![file(METADATA, r#"{"checkpoint_id": "abcdef012345"}"#)],
+                None,
+            ),
+            (
+                vec![
+                    file(
+                        METADATA,
+                        r#"{"checkpoint_id": "abcdef012345", "sessions": []}"#,
+                    ),
+                    file("README", "x"),
+                ],
+                None,
+            ),
+            (
+                vec![file("README", "not a checkpoint")],
+                Some("no root metadata.json"),
+            ),
+            (vec![sub], Some("no root metadata.json")),
+            (
+                vec![file(METADATA, "{not json")],
+                Some("not a checkpoint commit ("),
+            ),
+            (
+                vec![file(METADATA, r#"{"checkpoint_id": "000000000000"}"#)],
+                Some("names checkpoint 000000000000"),
+            ),
+            (
+                vec![file(METADATA, r#"{"v": 1}"#)],
+                Some("names no checkpoint_id"),
+            ),
+        ];
+        for (entries, want) in cases {
+            let tree = repo.write_tree(&entries).expect("tree");
+            let got = ensure_checkpoint(&repo, &id, tree, "remote", "refs/entire/checkpoints/45/x");
+            match (got, want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.starts_with("the remote refs/entire/checkpoints/45/x is not"),
+                        "{text}"
+                    );
+                    assert!(text.contains(w), "{text} lacks {w}");
+                }
+                (got, want) => panic!("{entries:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }
