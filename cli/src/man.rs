@@ -67,7 +67,10 @@ SHARED REFS. In refs-v1-mirror mode the legacy branch entire/checkpoints/v1 goes
 fast-forward only. A shared ref the remote rejects as diverged is recovered: its remote tip is fetched (one \
 fetch for all of them), merged locally (v2: union by checkpoint, the same checkpoint merged by session; legacy \
 branch: local-only commits replayed onto the remote tip, a union merge commit when that conflicts), moved by \
-compare-and-swap and pushed again, up to three times; anything left is one stderr line and stays queued.
+compare-and-swap and pushed again, up to three times; anything left is one stderr line and stays queued. A \
+checkpoint ref that both machines wrote (the same checkpoint ID) is recovered in the same round trips, its \
+sessions merged by slot into a merge commit with both parents; one whose remote value is not a checkpoint commit \
+of that ID is never merged: one stderr line, and it stays queued.
 
 FETCH. Fetch and clone behave like the plain address (depth, shallow and filter options pass through). \
 Afterwards checkpoint refs are pulled along in one extra round trip, per entire.fetchCheckpoints. A clone over \
