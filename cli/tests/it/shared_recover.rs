@@ -20,6 +20,14 @@ const V2_MIRROR: &str =
 const REFS_ONLY: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#;
 const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
 
+/// Clones `a` and `b` of the server, both with `settings` (`.entire/settings.json`).
+fn two_clones(s: &Served, mode: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (s.clone_local("a"), s.clone_local("b"));
+    settings(&a, mode);
+    settings(&b, mode);
+    (a, b)
+}
+
 /// Write session `sess-<tag>` into checkpoint `id` (a new checkpoint when `None`); returns the ID.
 fn write(env: &TestEnv, repo: &Path, tag: &str, id: Option<&str>) -> String {
     let s = claude_session(env, tag, &format!("sess-{tag}"), &claude_transcript(tag, 1));
@@ -42,6 +50,14 @@ fn cat(env: &TestEnv, repo: &Path, spec: &str) -> Option<String> {
 
 fn path_of(id: &str) -> String {
     format!("{}/{}", &id[..2], &id[2..])
+}
+
+/// The slot (0–3) under `prefix` (`<rev>:<checkpoint dir>/`) whose `metadata.json` is session `sess-<tag>`'s.
+fn session_slot(env: &TestEnv, repo: &Path, prefix: &str, tag: &str) -> Option<usize> {
+    (0..4).find(|n| {
+        cat(env, repo, &format!("{prefix}{n}/metadata.json"))
+            .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
+    })
 }
 
 /// True when `old` is an ancestor of `new` in `repo` (nothing was forced).
@@ -92,15 +108,7 @@ fn missing(
     // checkpoint of both in every layout")…
     if wrote(&cp_ref(shared)) {
         for tag in tags {
-            let found = (0..4).any(|n| {
-                cat(
-                    env,
-                    &server,
-                    &format!("{}:{n}/metadata.json", cp_ref(shared)),
-                )
-                .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
-            });
-            if !found {
+            if session_slot(env, &server, &format!("{}:", cp_ref(shared)), tag).is_none() {
                 out.push(format!("session {tag} of {shared} on its ref"));
             }
         }
@@ -112,14 +120,7 @@ fn missing(
             continue;
         }
         for tag in tags {
-            let found = (0..4).find(|n| {
-                cat(
-                    env,
-                    &server,
-                    &format!("{layout}:{}/{n}/metadata.json", path_of(shared)),
-                )
-                .is_some_and(|m| m.contains(&format!("\"sess-{tag}\"")))
-            });
+            let found = session_slot(env, &server, &format!("{layout}:{}/", path_of(shared)), tag);
             let Some(n) = found else {
                 out.push(format!("session {tag} of {shared} on {layout}"));
                 continue;
@@ -148,10 +149,7 @@ fn two_clones_converge(kind: Kind, mode: &str) {
     let s = Served::new(kind);
     let env = &s.env;
     let server = s.path("server.git");
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, mode);
-    settings(&b, mode);
+    let (a, b) = two_clones(&s, mode);
     let shared = hex_id(7);
     let mut ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
     write(env, &a, "a2", Some(&shared));
@@ -267,10 +265,7 @@ fn v2_primary_clones_converge_over_sshd() {
 fn git_entire_push_recovers_diverged_v2_refs() {
     let s = Served::new(Kind::File);
     let env = &s.env;
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, V2_PRIMARY);
-    settings(&b, V2_PRIMARY);
+    let (a, b) = two_clones(&s, V2_PRIMARY);
     let ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
     env.entire(&a, &["push"]).ok();
     let out = env.entire(&b, &["push"]).ok();
@@ -290,10 +285,7 @@ fn git_entire_push_recovers_diverged_v2_refs() {
 fn bare_url_push_recovers(kind: Kind) {
     let s = Served::new(kind);
     let env = &s.env;
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, V2_PRIMARY);
-    settings(&b, V2_PRIMARY);
+    let (a, b) = two_clones(&s, V2_PRIMARY);
     let ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
     env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
     env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
@@ -336,10 +328,7 @@ fn a_push_to_a_bare_http_url_recovers_diverged_v2_refs() {
 fn a_checkpoint_ref_both_clones_wrote_is_merged_by_session(kind: Kind, helper: bool) {
     let s = Served::new(kind);
     let env = &s.env;
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, REFS_ONLY);
-    settings(&b, REFS_ONLY);
+    let (a, b) = two_clones(&s, REFS_ONLY);
     let shared = hex_id(9);
     write(env, &a, "a1", Some(&shared));
     write(env, &b, "b1", Some(&shared));
@@ -416,10 +405,7 @@ fn fetch_pulls_along_v2_main_in_the_same_round_trip() {
     let s = Served::new(Kind::Daemon);
     let env = &s.env;
     let server = s.path("server.git");
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, V2_MIRROR);
-    settings(&b, V2_MIRROR);
+    let (a, b) = two_clones(&s, V2_MIRROR);
     let id = write(env, &a, "a1", None);
     crate::fixtures::commit_linking(env, &a, "work", &[&id]);
     env.run(&a, "git", ["push", "origin", "main"]).ok();
@@ -449,10 +435,7 @@ fn a_recovery_killed_mid_push_converges_on_the_next_push() {
     let s = Served::new(Kind::File);
     let env = &s.env;
     let server = s.path("server.git");
-    let a = s.clone_local("a");
-    let b = s.clone_local("b");
-    settings(&a, V2_MIRROR);
-    settings(&b, V2_MIRROR);
+    let (a, b) = two_clones(&s, V2_MIRROR);
     let mut ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
     env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
     env.run(&a, "git", ["push", "origin", "main"]).ok();

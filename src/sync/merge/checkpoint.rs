@@ -321,14 +321,7 @@ mod tests {
     /// given for the others.
     #[test]
     fn ensure_checkpoint_table() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let ok = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .arg(dir.path())
-            .status()
-            .expect("git init");
-        assert!(ok.success());
-        let repo = Repo::discover(dir.path()).expect("repo");
+        let (_dir, repo) = crate::sync::merge::tests::repo();
         let id = CheckpointId::parse("abcdef012345").expect("id");
         let file = |name: &str, text: &str| TreeEntry {
             name: name.into(),

@@ -48,3 +48,21 @@ pub enum MergeError {
         why: String,
     },
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::git::repo::Repo;
+
+    /// A fresh repository in a temporary directory (kept alive by the returned guard).
+    pub fn repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .status()
+            .expect("git init");
+        assert!(ok.success());
+        let repo = Repo::discover(dir.path()).expect("repo");
+        (dir, repo)
+    }
+}

@@ -114,17 +114,7 @@ mod tests {
     use super::*;
     use crate::git::repo::TreeEntry;
 
-    fn repo() -> (tempfile::TempDir, Repo) {
-        let dir = tempfile::tempdir().expect("tmp");
-        let ok = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .arg(dir.path())
-            .status()
-            .expect("git init");
-        assert!(ok.success());
-        let repo = Repo::discover(dir.path()).expect("repo");
-        (dir, repo)
-    }
+    use crate::sync::merge::tests::repo;
 
     fn blob(repo: &Repo, name: &str, text: &str) -> TreeEntry {
         TreeEntry {
