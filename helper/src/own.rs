@@ -138,10 +138,18 @@ fn connect(s: &mut Session, service: &str) -> anyhow::Result<bool> {
 /// `--mirror`) plus the remote's configured push refspecs and `remote.<name>.mirror`. Without it, a push of
 /// `refs/notes/commits` would see no old value and report `[new reference]` instead of `old..new`.
 fn push_request(s: &Session) -> Request {
+    let mut req = configured_request(s, "push", Request::add_push_refspec);
+    req.ls_remote = false;
+    req
+}
+
+/// The command line that started us ([`wanted::from_git_argv`]), widened by the remote's configuration:
+/// `remote.<name>.mirror` (everything), its `remote.<name>.<key>` refspecs (`push` or `fetch`, each given to
+/// `add`) and `entire.listPrefixes`.
+fn configured_request(s: &Session, key: &str, add: fn(&mut Request, &str)) -> Request {
     let mut req = wanted::parent_git_argv()
         .and_then(|argv| wanted::from_git_argv(&argv))
         .unwrap_or_default();
-    req.ls_remote = false;
     if let Some(repo) = &s.repo {
         let section = format!("remote.{}", s.argv1);
         if repo
@@ -154,10 +162,10 @@ fn push_request(s: &Session) -> Request {
             .gix()
             .config_snapshot()
             .plumbing()
-            .strings(format!("{section}.push").as_str())
+            .strings(format!("{section}.{key}").as_str())
         {
             for spec in specs {
-                req.add_push_refspec(&spec.to_string());
+                add(&mut req, &spec.to_string());
             }
         }
     }
@@ -180,7 +188,6 @@ fn configured_prefixes(s: &Session) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What git's fetch will ask for: the command line that started us plus the remote's configured refspecs.
 /// A `git clone` (not `--mirror`) over protocol v2 is connected straight to the remote's `git-upload-pack`,
 /// exactly like the plain URL: git then learns an unborn HEAD's branch from `ls-refs` (`unborn`), which the
 /// helper's `list` cannot express, and the clone lists only `HEAD`, `refs/heads/`, `refs/tags/` (never
@@ -253,31 +260,9 @@ fn local_upload_pack(
     Ok((Box::new(from), Box::new(to), Some(child)))
 }
 
+/// What git's fetch will ask for: the command line that started us plus the remote's configured refspecs.
 fn fetch_request(s: &Session) -> Request {
-    let mut req = wanted::parent_git_argv()
-        .and_then(|argv| wanted::from_git_argv(&argv))
-        .unwrap_or_default();
-    if let Some(repo) = &s.repo {
-        let section = format!("remote.{}", s.argv1);
-        if repo
-            .config_string(&format!("{section}.mirror"))
-            .is_some_and(|v| v == "true")
-        {
-            req.all = true;
-        }
-        if let Some(specs) = repo
-            .gix()
-            .config_snapshot()
-            .plumbing()
-            .strings(format!("{section}.fetch").as_str())
-        {
-            for spec in specs {
-                req.add_refspec(&spec.to_string());
-            }
-        }
-    }
-    req.extra.extend(configured_prefixes(s));
-    req
+    configured_request(s, "fetch", Request::add_refspec)
 }
 
 /// The receive-pack connection for a push to this endpoint, or `None` when the push is left to a `git push`

@@ -124,6 +124,35 @@ pub fn run_ok(cmd: &mut Command) -> Result<String, GitCmdError> {
     Ok(out.stdout_text())
 }
 
+/// True when commit `a` is an ancestor of (or equal to) `b` in the repository at `dir`
+/// (`git merge-base --is-ancestor`; exit 1 is "no", anything else but 0 an error).
+pub fn is_ancestor(
+    dir: &std::path::Path,
+    a: crate::git::repo::ObjectId,
+    b: crate::git::repo::ObjectId,
+) -> Result<bool, GitCmdError> {
+    if a == b {
+        return Ok(true);
+    }
+    let mut cmd = git();
+    cmd.arg("-C").arg(dir).args([
+        "merge-base",
+        "--is-ancestor",
+        &a.to_string(),
+        &b.to_string(),
+    ]);
+    let out = output(&mut cmd)?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(GitCmdError::Failed {
+            args: "merge-base --is-ancestor".into(),
+            status: out.status.to_string(),
+            stderr: out.stderr_text(),
+        }),
+    }
+}
+
 /// Copy a child's stderr to our stderr as it arrives, dropping complete lines for which `drop` returns true.
 /// Returns everything that was read, for error messages.
 pub fn forward_stderr(from: impl Read, drop: impl Fn(&str) -> bool) -> Vec<u8> {

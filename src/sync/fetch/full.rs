@@ -16,7 +16,7 @@
 
 use std::cmp::Reverse;
 
-use crate::git::cmd::{self as gitcmd, GitCmdError};
+use crate::git::cmd as gitcmd;
 use crate::git::repo::{ObjectId, RefUpdate, Repo};
 use crate::model::refname::V2_FULL_CURRENT;
 
@@ -77,7 +77,7 @@ fn adopt_fetched(
         let adopt = match expected {
             None => true,
             Some(old) if old == *value => false,
-            Some(old) => is_ancestor(repo, old, *value)?,
+            Some(old) => gitcmd::is_ancestor(&repo_dir(repo), old, *value)?,
         };
         if adopt {
             updates.push(RefUpdate {
@@ -99,28 +99,6 @@ fn adopt_fetched(
 /// `current` first, then the archives newest → oldest (13-digit names sort as numbers).
 fn search_order<T>(gens: &mut [(String, T)]) {
     gens.sort_by_key(|(name, _)| (name != V2_FULL_CURRENT, Reverse(name.clone())));
-}
-
-/// True when `a` is an ancestor of `b`.
-fn is_ancestor(repo: &Repo, a: ObjectId, b: ObjectId) -> Result<bool, FetchError> {
-    let mut cmd = gitcmd::git();
-    cmd.arg("-C").arg(repo_dir(repo)).args([
-        "merge-base",
-        "--is-ancestor",
-        &a.to_string(),
-        &b.to_string(),
-    ]);
-    let out = gitcmd::output(&mut cmd)?;
-    match out.status.code() {
-        Some(0) => Ok(true),
-        Some(1) => Ok(false),
-        _ => Err(GitCmdError::Failed {
-            args: "merge-base --is-ancestor".into(),
-            status: out.status.to_string(),
-            stderr: out.stderr_text(),
-        }
-        .into()),
-    }
 }
 
 #[cfg(test)]

@@ -36,27 +36,7 @@ pub enum Recovered {
 
 /// True when `a` is an ancestor of (or equal to) `b`.
 pub fn is_ancestor(dir: &Path, a: ObjectId, b: ObjectId) -> Result<bool, MergeError> {
-    if a == b {
-        return Ok(true);
-    }
-    let mut cmd = gitcmd::git();
-    cmd.arg("-C").arg(dir).args([
-        "merge-base",
-        "--is-ancestor",
-        &a.to_string(),
-        &b.to_string(),
-    ]);
-    let out = gitcmd::output(&mut cmd)?;
-    match out.status.code() {
-        Some(0) => Ok(true),
-        Some(1) => Ok(false),
-        _ => Err(gitcmd::GitCmdError::Failed {
-            args: "merge-base --is-ancestor".into(),
-            status: out.status.to_string(),
-            stderr: out.stderr_text(),
-        }
-        .into()),
-    }
+    Ok(gitcmd::is_ancestor(dir, a, b)?)
 }
 
 /// Recover `local` against the fetched `remote` tip of the legacy branch.

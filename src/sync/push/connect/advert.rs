@@ -165,9 +165,9 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn advertisement_lines() {
-        let mut c = Connection {
+    /// A connection with nothing read yet and no server behind it (for feeding lines by hand).
+    fn empty() -> Connection {
+        Connection {
             url: "u".into(),
             advertisement: Vec::new(),
             lines: Vec::new(),
@@ -176,7 +176,12 @@ mod tests {
             reader: BufReader::new(Box::new(std::io::empty())),
             writer: None,
             child: None,
-        };
+        }
+    }
+
+    #[test]
+    fn advertisement_lines() {
+        let mut c = empty();
         let a = "0123456789abcdef0123456789abcdef01234567";
         c.parse_line(format!("{a} refs/heads/main\0report-status object-format=sha1\n").as_bytes())
             .expect("ref line");
@@ -256,16 +261,7 @@ mod tests {
 
     #[test]
     fn err_line_is_an_error() {
-        let mut c = Connection {
-            url: "u".into(),
-            advertisement: Vec::new(),
-            lines: Vec::new(),
-            refs: Vec::new(),
-            capabilities: String::new(),
-            reader: BufReader::new(Box::new(std::io::empty())),
-            writer: None,
-            child: None,
-        };
+        let mut c = empty();
         let err = c.parse_line(b"ERR access denied").expect_err("ERR");
         assert!(err.to_string().contains("access denied"), "{err}");
     }
