@@ -252,8 +252,13 @@ fn read_file(path: &Path) -> Result<Option<Map<String, Value>>, SettingsError> {
     if bytes.len() as u64 > MAX_SETTINGS_BYTES {
         return Err(invalid("is larger than 1 MiB"));
     }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(Some(m)),
+    parse_object(&bytes, path).map(Some)
+}
+
+/// The top-level JSON object of a settings file's bytes; `path` names the file in errors.
+fn parse_object(bytes: &[u8], path: &Path) -> Result<Map<String, Value>, SettingsError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(SettingsError::Invalid {
             path: path.into(),
             problem: "the top level must be a JSON object".into(),
@@ -294,6 +299,26 @@ pub fn load(workdir: Option<&Path>) -> Result<Settings, SettingsError> {
         }
     }
     interpret(&merged, &origin, |k| std::env::var(k).ok())
+}
+
+/// Settings as committed: the bytes of a commit's `.entire/settings.json` (the local file is never committed),
+/// for a clone whose worktree is not checked out yet. `origin` names the blob in errors.
+pub fn from_committed(bytes: &[u8], origin: &Path) -> Result<Settings, SettingsError> {
+    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
+        return Err(SettingsError::Invalid {
+            path: origin.into(),
+            problem: "is larger than 1 MiB".into(),
+        });
+    }
+    let merged = parse_object(bytes, origin)?;
+    interpret(&merged, origin, |k| std::env::var(k).ok())
+}
+
+/// True when a settings file exists in the worktree at `workdir` (the committed or the local one).
+pub fn present(workdir: &Path) -> bool {
+    [SETTINGS_FILE, LOCAL_SETTINGS_FILE]
+        .iter()
+        .any(|name| std::fs::symlink_metadata(workdir.join(name)).is_ok())
 }
 
 /// Interpret merged settings (pure; `env` supplies environment variables).

@@ -15,7 +15,8 @@
 //!   again (compare-and-swap against the fetched value), reported once in [`FetchReport::refused`] and never
 //!   counted as fetched, listed or pushed on.
 //!
-//! With v2 on, the pull-along also brings `refs/entire/checkpoints/v2/main` (fast-forward only: a local
+//! With v2 on (the worktree's settings; with none, as in a clone before its checkout, the `.entire/settings.json`
+//! committed in the fetched tips), the pull-along also brings `refs/entire/checkpoints/v2/main` (fast-forward only: a local
 //! `v2/main` that diverged stays as it is, the next push merges it) in the same round trip as the checkpoints.
 //! A read ([`fetch_for_read`]) may also ask for the `v2/full/*` generations in that same fetch: they go to
 //! per-process scratch refs and are adopted create-or-fast-forward only (see `fetch/full.rs`).
@@ -380,7 +381,7 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
                 return Ok(PullReport::default());
             }
             // With v2 on, `v2/main` (metadata only, small) comes along in the same round trip.
-            let along: &[&str] = if v2_enabled(repo) {
+            let along: &[&str] = if v2_enabled(repo, new_commits) {
                 &[refname::V2_MAIN]
             } else {
                 &[]
@@ -396,18 +397,36 @@ pub fn pull_along(repo: &Repo, url: &str, new_commits: &Walk) -> Result<PullRepo
     }
 }
 
-/// True when the rollout writes the v2 layout (primary or mirror), or `v2/main` exists locally.
-fn v2_enabled(repo: &Repo) -> bool {
+/// True when the rollout writes the v2 layout (primary or mirror), or `v2/main` exists locally. The rollout
+/// comes from the worktree's settings files; without any (a clone pulls along before its checkout), from the
+/// `.entire/settings.json` committed in the fetched tips (the first few: one that turns v2 on is enough).
+fn v2_enabled(repo: &Repo, new_commits: &Walk) -> bool {
+    use crate::store::settings::{self, Backend, Settings};
+    const TIPS: usize = 16;
     if matches!(repo.find_ref(refname::V2_MAIN), Ok(Some(_))) {
         return true;
     }
-    match crate::store::settings::load(repo.workdir().as_deref()) {
-        Ok(s) => {
-            use crate::store::settings::Backend;
-            s.rollout.primary == Backend::V2 || s.rollout.mirrors.contains(Backend::V2)
-        }
-        Err(_) => false,
+    let on =
+        |s: Settings| s.rollout.primary == Backend::V2 || s.rollout.mirrors.contains(Backend::V2);
+    let workdir = repo.workdir();
+    if workdir.as_deref().is_some_and(settings::present) {
+        return settings::load(workdir.as_deref()).is_ok_and(on);
     }
+    let committed = |tip: &str| -> Option<Settings> {
+        let commit = ObjectId::from_hex(tip.as_bytes()).ok()?;
+        let tree = repo.commit_tree(commit).ok()?;
+        let entry = repo.lookup(tree, settings::SETTINGS_FILE).ok()??;
+        let bytes = repo.read_blob(entry.id).ok()?;
+        let origin = std::path::PathBuf::from(format!("{tip}:{}", settings::SETTINGS_FILE));
+        settings::from_committed(&bytes, &origin).ok()
+    };
+    new_commits
+        .stdin
+        .iter()
+        .filter(|r| !r.starts_with('^'))
+        .take(TIPS)
+        .filter_map(|tip| committed(tip))
+        .any(on)
 }
 
 /// IDs named by the selected commits that are missing locally, newest first, at most `limit`.

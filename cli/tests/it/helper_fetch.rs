@@ -281,3 +281,46 @@ fn partial_clone_passes_the_filter_through() {
     // The promisor remote goes through the helper for the missing blob, lazily.
     env.git(&partial, &["show", "HEAD~1:big.txt"]);
 }
+
+/// The project's committed `.entire/settings.json` turns v2 on. A clone through `entire::` pulls checkpoints
+/// along before its worktree is checked out, so the settings come from the fetched commits: `v2/main` comes in
+/// the same round trip as the referenced checkpoints.
+#[test]
+fn clone_pulls_along_v2_main_when_the_committed_settings_enable_v2() {
+    use crate::v2_write::{claude_session, claude_transcript, settings};
+    const V2: &str = "refs/entire/checkpoints/v2/main";
+    let s = Served::new(Kind::Daemon);
+    let env = &s.env;
+    let writer = s.clone_local("writer");
+    settings(
+        &writer,
+        r#"{"strategy_options": {"checkpoint_store": "refs-v1", "checkpoints_v2": true}}"#,
+    );
+    env.git(&writer, &["add", ".entire/settings.json"]);
+    env.git(&writer, &["commit", "-q", "-m", "entire settings"]);
+    let session = claude_session(env, "s1", "sess-1", &claude_transcript("s1", 1));
+    let id = env
+        .entire(&writer, &["write", session.to_str().expect("utf-8")])
+        .ok()
+        .trimmed()
+        .to_string();
+    commit_linking(env, &writer, "work", &[&id]);
+    env.run(&writer, "git", ["push", "origin", "main"]).ok();
+    let server = s.path("server.git");
+    assert!(ref_value(env, &server, V2).is_some(), "v2/main was pushed");
+    let before = s.fetch_connections().expect("daemon log");
+    let url = format!("entire::{}", s.url("server.git"));
+    env.git(env.path(), &["clone", "-q", &url, "local"]);
+    let local = env.path().join("local");
+    assert!(
+        ref_value(env, &local, &cp_ref(&id)).is_some(),
+        "checkpoint pulled along"
+    );
+    assert_eq!(
+        ref_value(env, &local, V2),
+        ref_value(env, &server, V2),
+        "v2/main pulled along"
+    );
+    // The clone's own connection and ONE fetch for the checkpoint and v2/main.
+    assert_eq!(s.fetch_connections(), Some(before + 2), "{}", s.log());
+}

@@ -193,3 +193,22 @@ fn env_override() {
     let bad = |k: &str| (k == "ENTIRE_CHECKPOINTS_PRIMARY").then(|| "nope".to_string());
     assert!(interpret(&m, Path::new("x"), bad).is_err());
 }
+
+#[test]
+fn committed_settings_are_parsed_and_errors_name_the_blob() {
+    let origin = Path::new("abc123:.entire/settings.json");
+    let s = from_committed(
+        br#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#,
+        origin,
+    )
+    .expect("valid");
+    assert_eq!(s.rollout, Rollout::REFS);
+    for bad in [&b"{bad"[..], b"[1]", b"\"s\""] {
+        let e = from_committed(bad, origin)
+            .expect_err("invalid")
+            .to_string();
+        assert!(e.contains("abc123:.entire/settings.json"), "{e}");
+    }
+    let huge = vec![b' '; (MAX_SETTINGS_BYTES + 1) as usize];
+    assert!(from_committed(&huge, origin).is_err());
+}
