@@ -8,6 +8,7 @@ use std::io::Write;
 use super::{CliError, Exit, Global};
 use entire::git::repo::Repo;
 use entire::model::id::CheckpointId;
+use entire::store::settings::Rollout;
 use entire::sync::fetch::{self, FetchError, FetchReport};
 use entire::sync::lazy::{self, LazyError};
 use entire::sync::remote::{self, RemoteError};
@@ -81,8 +82,12 @@ pub fn remote_error(e: RemoteError) -> CliError {
 /// Lazily fetch `ids` that are missing locally from the checkpoint remote, in one round trip (the library's
 /// [`entire::sync::lazy::fetch_for_read`]). Without any usable remote nothing is fetched and every missing ID is
 /// reported as not on the remote; an unreachable remote is an error with exit code 3.
-pub fn fetch_for_read(repo: &Repo, ids: &[CheckpointId]) -> Result<FetchReport, CliError> {
-    match lazy::fetch_for_read(repo, ids).map_err(lazy_error)? {
+pub fn fetch_for_read(
+    repo: &Repo,
+    rollout: Rollout,
+    ids: &[CheckpointId],
+) -> Result<FetchReport, CliError> {
+    match lazy::fetch_for_read(repo, rollout, ids).map_err(lazy_error)? {
         Some(report) => {
             warn_refused("the checkpoint remote", &report);
             Ok(report)

@@ -136,7 +136,8 @@ fn resolve_states(
         }
         return Ok(states);
     }
-    match super::fetch::fetch_for_read(repo, &missing) {
+    let rollout = entire::store::settings::load(repo.workdir().as_deref())?.rollout;
+    match super::fetch::fetch_for_read(repo, rollout, &missing) {
         Ok(report) => {
             for id in report.fetched {
                 states.insert(id, State::Fetched);
@@ -144,8 +145,13 @@ fn resolve_states(
             for id in report.present {
                 states.insert(id, State::Local);
             }
+            // Not a ref of its own on the remote, but possibly in the `v2/main` that came along.
             for id in report.not_on_remote {
-                states.insert(id, State::Missing);
+                let state = match store::v2::locate(repo, &id)? {
+                    Some(_) => State::Fetched,
+                    None => State::Missing,
+                };
+                states.insert(id, state);
             }
         }
         Err(e) if e.exit == Exit::Unreachable => {

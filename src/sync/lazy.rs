@@ -48,11 +48,20 @@ pub enum Lookup {
     NoRemote,
 }
 
-/// Fetch those of `ids` that are missing locally from the checkpoint remote, in one round trip.
+/// Fetch those of `ids` that are missing locally from the checkpoint remote, in one round trip, with
+/// `v2/main` along when the rollout reads v2 (see [`find_or_fetch`]).
 ///
 /// Without any usable remote nothing is fetched and `Ok(None)` is returned.
-pub fn fetch_for_read(repo: &Repo, ids: &[CheckpointId]) -> Result<Option<FetchReport>, LazyError> {
-    fetch_with(repo, ids, ReadWants::default())
+pub fn fetch_for_read(
+    repo: &Repo,
+    rollout: Rollout,
+    ids: &[CheckpointId],
+) -> Result<Option<FetchReport>, LazyError> {
+    let wants = ReadWants {
+        v2_main: reads_v2(repo, rollout)?,
+        full: false,
+    };
+    fetch_with(repo, ids, wants)
 }
 
 fn fetch_with(

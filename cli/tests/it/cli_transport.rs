@@ -399,3 +399,38 @@ fn write_push_clone_show_end_to_end() {
     let shown = env.entire(&reader, &["show", &id]).ok();
     assert!(shown.stdout.contains("s-1"), "{}", shown.stdout);
 }
+
+/// v2 as the primary store: the checkpoint exists only in `v2/main` on the remote. `git entire list` on a plain
+/// clone fetches `v2/main` along with the batch and lists the checkpoint as fetched.
+#[test]
+fn list_brings_v2_main_along_when_v2_is_on() {
+    use crate::v2_write::{claude_session, claude_transcript, settings};
+    const V2: &str = "refs/entire/checkpoints/v2/main";
+    const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
+    let s = Served::new(Kind::File);
+    let env = &s.env;
+    let author = s.clone_local("author");
+    settings(&author, V2_PRIMARY);
+    let session = claude_session(env, "s1", "sess-1", &claude_transcript("s1", 1));
+    let id = env
+        .entire(&author, &["write", session.to_str().expect("utf-8")])
+        .ok()
+        .trimmed()
+        .to_string();
+    commit_linking(env, &author, "feature", &[&id]);
+    env.run(&author, "git", ["push", "origin", "main"]).ok();
+    let server = s.path("server.git");
+    assert!(ref_value(env, &server, V2).is_some(), "v2/main was pushed");
+    env.git(env.path(), &["clone", "-q", &s.url("server.git"), "reader"]);
+    let reader = env.path().join("reader");
+    settings(&reader, V2_PRIMARY);
+    let listed = env.entire(&reader, &["list"]).ok();
+    let row: Vec<&str> = listed.stdout.trim_end().split('\t').collect();
+    assert_eq!(
+        (row[0], row[2], row[3]),
+        (id.as_str(), "fetched", "feature"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(ref_value(env, &reader, V2), ref_value(env, &server, V2));
+}
