@@ -317,7 +317,13 @@ impl Repo {
 
     /// Whether an object exists locally.
     pub fn has_object(&self, id: ObjectId) -> bool {
-        self.repo.has_object(id)
+        self.same_kind(id) && self.repo.has_object(id)
+    }
+
+    /// True when `id` is of this repository's hash kind: gix asserts this on every lookup (a panic), and an
+    /// ID of the other kind names no object here.
+    fn same_kind(&self, id: ObjectId) -> bool {
+        id.kind() == self.repo.object_hash()
     }
 
     /// Write a blob.
@@ -424,9 +430,10 @@ impl Repo {
     }
 
     fn find_commit(&self, commit: ObjectId) -> Result<gix::Commit<'_>, RepoError> {
-        self.repo
-            .find_commit(commit)
-            .map_err(|_| RepoError::BadObject {
+        Some(commit)
+            .filter(|id| self.same_kind(*id))
+            .and_then(|id| self.repo.find_commit(id).ok())
+            .ok_or_else(|| RepoError::BadObject {
                 what: "reading commit".into(),
                 id: commit,
                 kind: "commit",
@@ -452,10 +459,10 @@ impl Repo {
 
     /// Entries of a tree.
     pub fn tree_entries(&self, tree: ObjectId) -> Result<Vec<TreeEntry>, RepoError> {
-        let t = self
-            .repo
-            .find_tree(tree)
-            .map_err(|_| RepoError::BadObject {
+        let t = Some(tree)
+            .filter(|id| self.same_kind(*id))
+            .and_then(|id| self.repo.find_tree(id).ok())
+            .ok_or_else(|| RepoError::BadObject {
                 what: "reading tree".into(),
                 id: tree,
                 kind: "tree",
@@ -503,11 +510,14 @@ impl Repo {
 
     /// Bytes of a blob.
     pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>, RepoError> {
-        let b = self.repo.find_blob(id).map_err(|_| RepoError::BadObject {
-            what: "reading blob".into(),
-            id,
-            kind: "blob",
-        })?;
+        let b = Some(id)
+            .filter(|id| self.same_kind(*id))
+            .and_then(|id| self.repo.find_blob(id).ok())
+            .ok_or_else(|| RepoError::BadObject {
+                what: "reading blob".into(),
+                id,
+                kind: "blob",
+            })?;
         Ok(b.data.clone())
     }
 
@@ -546,5 +556,34 @@ fn absolute(p: &Path) -> PathBuf {
         std::env::current_dir()
             .map(|cwd| cwd.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ObjectId, Repo};
+
+    /// An ID of the other hash kind is an error naming it, never gix's panic.
+    #[test]
+    fn an_object_id_of_the_other_hash_kind_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ok = std::process::Command::new("git")
+            .args(["init", "-q", "--object-format=sha1"])
+            .arg(dir.path())
+            .status()
+            .expect("git init");
+        assert!(ok.success());
+        let repo = Repo::discover(dir.path()).expect("repo");
+        let other = ObjectId::null(gix::hash::Kind::Sha256);
+        assert!(!repo.has_object(other));
+        for e in [
+            repo.read_blob(other).map(|_| ()),
+            repo.commit_tree(other).map(|_| ()),
+            repo.commit_parents(other).map(|_| ()),
+            repo.tree_entries(other).map(|_| ()),
+        ] {
+            let msg = e.expect_err("other kind").to_string();
+            assert!(msg.contains(&other.to_string()), "{msg}");
+        }
     }
 }

@@ -412,11 +412,19 @@ fn v2_enabled(repo: &Repo, new_commits: &Walk) -> bool {
     if workdir.as_deref().is_some_and(settings::present) {
         return settings::load(workdir.as_deref()).is_ok_and(on);
     }
+    // Opened afresh: a clone's helper opened the repository before git set its object format (SHA-256
+    // clones start out as SHA-1), and an object ID of the other kind must never reach gix's lookups.
+    let Ok(now) = Repo::discover(&repo.git_dir()) else {
+        return false;
+    };
     let committed = |tip: &str| -> Option<Settings> {
         let commit = ObjectId::from_hex(tip.as_bytes()).ok()?;
-        let tree = repo.commit_tree(commit).ok()?;
-        let entry = repo.lookup(tree, settings::SETTINGS_FILE).ok()??;
-        let bytes = repo.read_blob(entry.id).ok()?;
+        if commit.kind() != now.gix().object_hash() {
+            return None;
+        }
+        let tree = now.commit_tree(commit).ok()?;
+        let entry = now.lookup(tree, settings::SETTINGS_FILE).ok()??;
+        let bytes = now.read_blob(entry.id).ok()?;
         let origin = std::path::PathBuf::from(format!("{tip}:{}", settings::SETTINGS_FILE));
         settings::from_committed(&bytes, &origin).ok()
     };
