@@ -433,22 +433,36 @@ fn main_sessions(
 ) -> Result<HashMap<String, (usize, Option<v2::rotation::Instant>)>, String> {
     let (tree, slots) = &presence.main[&cp.id];
     let mut out = HashMap::new();
-    for n in slots {
-        let entry = repo
-            .lookup(*tree, &format!("{n}/metadata.json"))
-            .map_err(|e| e.to_string())?;
-        let Some(e) = entry.filter(|e| !e.is_tree) else {
-            continue;
-        };
-        let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
-        if let Ok(m) = SessionMetadata::parse(&bytes, "v2 /main session metadata") {
-            let created = m
-                .get_str("created_at")
-                .and_then(v2::rotation::parse_rfc3339);
-            out.insert(m.session_id().to_string(), (*n, created));
-        }
+    for item in slot_metadata(repo, *tree, slots) {
+        let (n, m) = item?;
+        let created = m
+            .get_str("created_at")
+            .and_then(v2::rotation::parse_rfc3339);
+        out.insert(m.session_id().to_string(), (n, created));
     }
     Ok(out)
+}
+
+/// The parsed `metadata.json` of each `/main` slot `n` of `slots` under `tree`, as `(n, metadata)`: slots
+/// without that file, or whose file does not parse, are left out; a failed object read is an error.
+fn slot_metadata<'a>(
+    repo: &'a Repo,
+    tree: ObjectId,
+    slots: &'a [usize],
+) -> impl Iterator<Item = Result<(usize, SessionMetadata), String>> + 'a {
+    slots.iter().filter_map(move |&n| {
+        let read = || -> Result<Option<SessionMetadata>, String> {
+            let entry = repo
+                .lookup(tree, &format!("{n}/metadata.json"))
+                .map_err(|e| e.to_string())?;
+            let Some(e) = entry.filter(|e| !e.is_tree) else {
+                return Ok(None);
+            };
+            let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
+            Ok(SessionMetadata::parse(&bytes, "v2 /main session metadata").ok())
+        };
+        read().transpose().map(|r| r.map(|m| (n, m)))
+    })
 }
 
 fn identity(people: &People, time: gix::date::Time) -> Identity {
@@ -555,17 +569,9 @@ fn resume_sessions(
 ) -> Result<Vec<SessionInput>, String> {
     let (tree, slots) = &presence.main[&cp.id];
     let mut on_main: HashMap<String, usize> = HashMap::new();
-    for n in slots {
-        let entry = repo
-            .lookup(*tree, &format!("{n}/metadata.json"))
-            .map_err(|e| e.to_string())?;
-        let Some(e) = entry.filter(|e| !e.is_tree) else {
-            continue;
-        };
-        let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
-        if let Ok(m) = SessionMetadata::parse(&bytes, "v2 /main session metadata") {
-            on_main.insert(m.session_id().to_string(), *n);
-        }
+    for item in slot_metadata(repo, *tree, slots) {
+        let (n, m) = item?;
+        on_main.insert(m.session_id().to_string(), n);
     }
     Ok(dedupe(sessions.into_iter().map(|s| s.input).collect())
         .into_iter()
