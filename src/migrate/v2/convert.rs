@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gix::objs::Kind;
 use serde_json::{Map, Value};
@@ -312,10 +313,19 @@ impl<'r> Converter<'r> {
         c: session::Compact,
         objects: &mut ObjectSet,
     ) -> CompactOut {
+        let hashed = Hashed::of(c, objects.hash_kind());
+        self.remember_hashed(key, hashed, objects)
+    }
+
+    fn remember_hashed(
+        &mut self,
+        key: CompactKey,
+        c: Hashed,
+        objects: &mut ObjectSet,
+    ) -> CompactOut {
         let out = match c.bytes {
-            Some(bytes) => {
-                let hash = transcript::content_hash(&bytes).into_bytes();
-                let blob = objects.add_raw(Kind::Blob, bytes);
+            Some((bytes, id, hash)) => {
+                let blob = objects.add_hashed(Kind::Blob, bytes, id);
                 (Some(blob), Some(objects.add_raw(Kind::Blob, hash)), c.start)
             }
             None => (None, None, c.start),
@@ -363,21 +373,26 @@ impl<'r> Converter<'r> {
             }
             return Ok(());
         }
+        // Sessions differ in size by orders of magnitude: each thread takes the next one when it is done.
+        // The blob ID and content hash are computed there too, so the caller only files the results.
+        let next = AtomicUsize::new(0);
+        let kind = objects.hash_kind();
         let results = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let mine: Vec<&(CompactKey, bool, &Slot)> =
-                        todo.iter().skip(t).step_by(threads).collect();
-                    scope.spawn(
-                        move || -> Result<Vec<(usize, session::Compact)>, RepoError> {
-                            let repo = Repo::discover(git_dir)?;
-                            let mut out = Vec::with_capacity(mine.len());
-                            for (i, (_, needs_raw, s)) in mine.into_iter().enumerate() {
-                                out.push((t + i * threads, Self::compute(&repo, s, *needs_raw)?));
-                            }
-                            Ok(out)
-                        },
-                    )
+                .map(|_| {
+                    let (todo, next) = (&todo, &next);
+                    scope.spawn(move || -> Result<Vec<(usize, Hashed)>, RepoError> {
+                        let repo = Repo::discover(git_dir)?;
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((_, needs_raw, s)) = todo.get(i) else {
+                                return Ok(out);
+                            };
+                            let c = Self::compute(&repo, s, *needs_raw)?;
+                            out.push((i, Hashed::of(c, kind)));
+                        }
+                    })
                 })
                 .collect();
             handles
@@ -385,12 +400,32 @@ impl<'r> Converter<'r> {
                 .map(|h| h.join().expect("compaction does not panic"))
                 .collect::<Result<Vec<_>, RepoError>>()
         })?;
-        let mut all: Vec<(usize, session::Compact)> = results.into_iter().flatten().collect();
+        let mut all: Vec<(usize, Hashed)> = results.into_iter().flatten().collect();
         all.sort_by_key(|(i, _)| *i);
         for (i, c) in all {
-            self.remember(todo[i].0.clone(), c, objects);
+            self.remember_hashed(todo[i].0.clone(), c, objects);
         }
         Ok(())
+    }
+}
+
+/// A computed compact transcript with its blob ID and `sha256:` content hash (computed where it was made).
+struct Hashed {
+    bytes: Option<(Vec<u8>, ObjectId, Vec<u8>)>,
+    start: u64,
+}
+
+impl Hashed {
+    fn of(c: session::Compact, kind: gix::hash::Kind) -> Self {
+        let bytes = c.bytes.map(|b| {
+            let id = gix::objs::compute_hash(kind, Kind::Blob, &b).expect("hashing in memory");
+            let hash = transcript::content_hash(&b).into_bytes();
+            (b, id, hash)
+        });
+        Hashed {
+            bytes,
+            start: c.start,
+        }
     }
 }
 
@@ -398,6 +433,9 @@ fn raw_of(repo: &Repo, s: &Slot) -> Result<Vec<u8>, RepoError> {
     let mut parts = Vec::with_capacity(s.chunks.len());
     for (_, id) in &s.chunks {
         parts.push(repo.read_blob(*id)?);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop().unwrap_or_default()); // what reassembling one chunk gives, without a copy
     }
     Ok(transcript::reassemble(&parts))
 }
