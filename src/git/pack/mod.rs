@@ -15,6 +15,10 @@
 //!   use a per-process stem starting with `tmp_` that `git gc` expires like its own `tmp_pack_*` files.
 //! - Objects already in the repository are not written again (a resumed run writes only what is missing).
 //!
+//! Concurrency: entries are encoded (zlib + CRC32) on every core, window by window of about 8 MiB of input,
+//! and written in set order by the calling thread; each thread has its own [`Deflater`], whose output depends
+//! on the input only, so the pack's bytes do not depend on the number of threads.
+//!
 //! Failure modes: [`PackError`] names the file being written.
 
 use std::collections::HashSet;

@@ -14,9 +14,10 @@
 //!
 //! Pure with respect to the repository: every new object goes into the caller's [`ObjectSet`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use gix::objs::Kind;
 use serde_json::{Map, Value};
@@ -93,8 +94,12 @@ impl<'r> Converter<'r> {
 
     /// The sessions of the legacy checkpoint subtree `cp`, one per `session_id`, in v2 slot order.
     pub fn sessions(&self, cp: ObjectId) -> Result<Vec<Slot>, LegacyError> {
-        let mut dirs: Vec<(usize, ObjectId)> = self
-            .repo
+        Self::sessions_in(self.repo, self.empty_blob, cp)
+    }
+
+    /// [`Converter::sessions`] through `repo` (another thread's handle).
+    fn sessions_in(repo: &Repo, empty: ObjectId, cp: ObjectId) -> Result<Vec<Slot>, LegacyError> {
+        let mut dirs: Vec<(usize, ObjectId)> = repo
             .tree_entries(cp)?
             .into_iter()
             .filter(|e| e.is_tree)
@@ -103,7 +108,7 @@ impl<'r> Converter<'r> {
         dirs.sort_unstable();
         let mut out: Vec<Slot> = Vec::with_capacity(dirs.len());
         for (n, t) in dirs {
-            let s = self.slot(n, t)?;
+            let s = Self::slot(repo, empty, n, t)?;
             match out
                 .iter_mut()
                 .find(|o| o.metadata.session_id() == s.metadata.session_id())
@@ -118,7 +123,7 @@ impl<'r> Converter<'r> {
         Ok(out)
     }
 
-    fn slot(&self, n: usize, t: ObjectId) -> Result<Slot, LegacyError> {
+    fn slot(repo: &Repo, empty: ObjectId, n: usize, t: ObjectId) -> Result<Slot, LegacyError> {
         let mut meta = None;
         let mut s = Slot {
             metadata: SessionMetadata(Map::new()),
@@ -128,9 +133,9 @@ impl<'r> Converter<'r> {
             hash: None,
             tasks: None,
         };
-        for e in self.repo.tree_entries(t)? {
+        for e in repo.tree_entries(t)? {
             match (e.name.as_str(), e.is_tree) {
-                ("metadata.json", false) => meta = Some(self.repo.read_blob(e.id)?),
+                ("metadata.json", false) => meta = Some(repo.read_blob(e.id)?),
                 ("prompt.txt", false) => s.prompt = Some(e.id),
                 ("transcript.jsonl", false) => s.compact = Some(e.id),
                 ("content_hash.txt", false) => s.hash = Some(e.id),
@@ -148,10 +153,10 @@ impl<'r> Converter<'r> {
         s.metadata = SessionMetadata::parse(&meta, &format!("{n}/metadata.json"))
             .map_err(|e| LegacyError::Bad(e.to_string()))?;
         s.chunks.sort_unstable();
-        if s.chunks.iter().all(|(_, id)| *id == self.empty_blob) {
+        if s.chunks.iter().all(|(_, id)| *id == empty) {
             s.chunks.clear();
         }
-        if s.compact == Some(self.empty_blob) {
+        if s.compact == Some(empty) {
             s.compact = None;
         }
         Ok(s)
@@ -347,67 +352,77 @@ impl<'r> Converter<'r> {
         Ok(self.remember(key, c, objects))
     }
 
-    /// Compute the compact transcripts of `sessions` ahead of [`Converter::convert`], on up to `threads`
-    /// threads (each with its own handle on the repository at `git_dir`): reading and compacting raw
-    /// transcripts is the migration's main cost. Results land in the cache; `convert` then only looks up.
-    pub fn precompute(
+    /// The sessions of each checkpoint subtree of `cps`, in order, and for those flagged `true` their compact
+    /// transcripts (into the cache [`Converter::convert`] reads): what [`Converter::sessions`] and one
+    /// compaction per flagged session give, on `threads` threads (own repository handles, the calling thread
+    /// one of them), each taking the next checkpoint, so compaction starts with the first checkpoint read and
+    /// both spread over every core. A compact transcript is computed once however many sessions share its
+    /// inputs (first claim wins); results are filed in checkpoint and session order, so the object set does
+    /// not depend on the scheduling. Reading and compacting raw transcripts is the migration's main cost.
+    pub fn read_and_precompute(
         &mut self,
-        sessions: &[&Slot],
+        cps: &[(ObjectId, bool)],
         git_dir: &Path,
         threads: usize,
         objects: &mut ObjectSet,
-    ) -> Result<(), RepoError> {
-        let mut todo: Vec<(CompactKey, bool, &Slot)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for s in sessions {
-            if let Some((key, needs_raw)) = Self::compact_key(s) {
-                if !self.compacts.contains_key(&key) && seen.insert(key.clone()) {
-                    todo.push((key, needs_raw, s));
-                }
-            }
-        }
-        if todo.len() < 2 || threads < 2 {
-            for (key, needs_raw, s) in todo {
-                let c = Self::compute(self.repo, s, needs_raw)?;
-                self.remember(key, c, objects);
-            }
-            return Ok(());
-        }
-        // Sessions differ in size by orders of magnitude: each thread takes the next one when it is done.
-        // The blob ID and content hash are computed there too, so the caller only files the results.
+    ) -> Result<Vec<Result<Vec<Slot>, LegacyError>>, RepoError> {
+        type Part = (
+            Vec<(usize, SlotsRead)>,
+            Vec<((usize, usize), CompactKey, Hashed)>,
+        );
         let next = AtomicUsize::new(0);
-        let kind = objects.hash_kind();
-        let results = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    let (todo, next) = (&todo, &next);
-                    scope.spawn(move || -> Result<Vec<(usize, Hashed)>, RepoError> {
-                        let repo = Repo::discover(git_dir)?;
-                        let mut out = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((_, needs_raw, s)) = todo.get(i) else {
-                                return Ok(out);
-                            };
-                            let c = Self::compute(&repo, s, *needs_raw)?;
-                            out.push((i, Hashed::of(c, kind)));
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("compaction does not panic"))
-                .collect::<Result<Vec<_>, RepoError>>()
-        })?;
-        let mut all: Vec<(usize, Hashed)> = results.into_iter().flatten().collect();
-        all.sort_by_key(|(i, _)| *i);
-        for (i, c) in all {
-            self.remember_hashed(todo[i].0.clone(), c, objects);
+        let claimed = Mutex::new(HashSet::new());
+        let (cache, empty, kind) = (&self.compacts, self.empty_blob, objects.hash_kind());
+        let work = || -> Result<Part, RepoError> {
+            let repo = Repo::discover(git_dir)?;
+            let (mut read, mut compacts) = (Vec::new(), Vec::new());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(cp, compact)) = cps.get(i) else {
+                    return Ok((read, compacts));
+                };
+                let sessions = Self::sessions_in(&repo, empty, cp);
+                for (j, s) in sessions.iter().flatten().enumerate().filter(|_| compact) {
+                    let Some((key, needs_raw)) = Self::compact_key(s) else {
+                        continue;
+                    };
+                    let mut claimed = claimed.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.contains_key(&key) || !claimed.insert(key.clone()) {
+                        continue;
+                    }
+                    drop(claimed);
+                    let c = Self::compute(&repo, s, needs_raw)?;
+                    compacts.push(((i, j), key, Hashed::of(c, kind)));
+                }
+                read.push((i, sessions));
+            }
+        };
+        let parts: Vec<Result<Part, RepoError>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(work)).collect();
+            let mut parts = vec![work()];
+            parts.extend(
+                helpers
+                    .into_iter()
+                    .map(|h| h.join().expect("reading does not panic")),
+            );
+            parts
+        });
+        let (mut read, mut compacts) = (Vec::with_capacity(cps.len()), Vec::new());
+        for part in parts {
+            let (r, c) = part?;
+            read.extend(r);
+            compacts.extend(c);
         }
-        Ok(())
+        read.sort_unstable_by_key(|(i, _)| *i);
+        compacts.sort_unstable_by_key(|(at, _, _)| *at);
+        for (_, key, c) in compacts {
+            self.remember_hashed(key, c, objects);
+        }
+        Ok(read.into_iter().map(|(_, r)| r).collect())
     }
 }
+
+type SlotsRead = Result<Vec<Slot>, LegacyError>;
 
 /// A computed compact transcript with its blob ID and `sha256:` content hash (computed where it was made).
 struct Hashed {

@@ -254,21 +254,22 @@ fn read_all<'a>(
                 &mut |_| {},
             )?)
         });
+        let started = std::time::Instant::now();
+        let cps: Vec<(ObjectId, bool)> = work
+            .iter()
+            .map(|(cp, d)| (cp.subtree, !dry_run && *d == Decision::Fresh))
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let sessions = conv.read_and_precompute(&cps, &git_dir, threads, objects)?;
         let read: Vec<_> = work
             .into_iter()
-            .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
+            .zip(sessions)
+            .map(|((cp, d), s)| (cp, d, s))
             .collect();
-        if !dry_run {
-            let fresh: Vec<&convert::Slot> = read
-                .iter()
-                .filter(|(_, d, _)| *d == Decision::Fresh)
-                .filter_map(|(_, _, s)| s.as_ref().ok())
-                .flatten()
-                .collect();
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-            conv.precompute(&fresh, &git_dir, threads, objects)?;
-        }
+        let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(ms = ms(started), "sessions read, transcripts compacted");
         let when = walk.join().expect("the history walk does not panic")?;
+        tracing::debug!(ms = ms(started), "history walked");
         Ok((when, read))
     })?;
     let mut read: Vec<Read<'a>> = read
