@@ -176,11 +176,8 @@ impl<'r> Converter<'r> {
         for s in sessions {
             let (compact, compact_hash, start) = self.compact(s, objects)?;
             let input = input_of(s, Vec::new(), None);
-            let meta = session::metadata(id, &input, start, None, now);
-            let meta_blob = objects.add_raw(
-                Kind::Blob,
-                metadata::to_go_json(&Value::Object(meta.clone())),
-            );
+            let meta = Value::Object(session::metadata(id, &input, start, None, now));
+            let meta_blob = objects.add_raw(Kind::Blob, metadata::to_go_json(&meta));
             let mut entries = vec![(METADATA, meta_blob)];
             entries.extend(s.prompt.map(|p| (PROMPT, p)));
             entries.extend(compact.map(|c| (COMPACT, c)));
@@ -212,7 +209,7 @@ impl<'r> Converter<'r> {
                 Value::Object(m)
             })
             .collect();
-        let refs: Vec<&Map<String, Value>> = metas.iter().collect();
+        let refs: Vec<&Map<String, Value>> = metas.iter().filter_map(Value::as_object).collect();
         let root = checkpoint::summarize(None, id, &refs, paths, None);
         let root_blob = objects.add_raw(Kind::Blob, root.to_bytes());
         let names: Vec<String> = (0..slot_trees.len()).map(|n| n.to_string()).collect();
@@ -227,7 +224,7 @@ impl<'r> Converter<'r> {
         );
         let slots: Vec<usize> = (0..sessions.len()).collect();
         let full = self.full(sessions, &slots, objects)?;
-        let times = metas
+        let times = refs
             .iter()
             .filter_map(|m| metadata::str_field(m, "created_at").and_then(parse_rfc3339))
             .collect();
