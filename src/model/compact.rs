@@ -85,7 +85,7 @@ pub fn compact_with_boundary(raw: &[u8], fields: &Fields) -> (Vec<u8>, usize) {
     if fields.start_line == 0 {
         return (full, 0);
     }
-    let lines = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count();
+    let lines = |b: &[u8]| memchr::memchr_iter(b'\n', b).count();
     let boundary = lines(&full).saturating_sub(lines(&compact(raw, fields)));
     (full, boundary)
 }
@@ -94,8 +94,9 @@ fn slice_from_line(raw: &[u8], start_line: usize) -> &[u8] {
     let Some(n) = start_line.checked_sub(1) else {
         return raw;
     };
-    let mut newlines = raw.iter().enumerate().filter(|(_, &c)| c == b'\n');
-    newlines.nth(n).map_or(&[][..], |(i, _)| &raw[i + 1..])
+    memchr::memchr_iter(b'\n', raw)
+        .nth(n)
+        .map_or(&[][..], |i| &raw[i + 1..])
 }
 
 // ---------------------------------------------------------------------------
@@ -145,10 +146,7 @@ struct Entry<'a> {
 
 fn compact_jsonl(content: &[u8], f: &Fields) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut it = content
-        .split(|&c| c == b'\n')
-        .filter_map(parse_line)
-        .peekable();
+    let mut it = lines(content).filter_map(parse_line).peekable();
     while let Some(mut e) = it.next() {
         if e.user {
             if e.results.is_empty() || !e.text.is_empty() || !e.images.is_empty() {
@@ -177,6 +175,21 @@ fn compact_jsonl(content: &[u8], f: &Fields) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `content.split(|&c| c == b'\n')`, found with memchr.
+fn lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(content);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(at) => {
+                rest = Some(&r[at + 1..]);
+                Some(&r[..at])
+            }
+            None => rest.take(),
+        }
+    })
 }
 
 /// The kind is read from a structural split of the line before the one
@@ -479,7 +492,16 @@ fn put_field(out: &mut Vec<u8>, name: &str) {
 fn put_raw(out: &mut Vec<u8>, raw: &[u8]) {
     out.reserve(raw.len());
     let (mut in_str, mut i, mut run) = (false, 0, 0);
-    while let Some(&c) = raw.get(i) {
+    loop {
+        if in_str {
+            // Inside a string only these bytes matter: skip the rest in one go (tool outputs are long).
+            let rest = raw.get(i..).unwrap_or_default();
+            i += rest
+                .iter()
+                .position(|&c| IN_STRING[usize::from(c)])
+                .unwrap_or(rest.len());
+        }
+        let Some(&c) = raw.get(i) else { break };
         let replace: Option<(&[u8], usize)> = match c {
             b'"' => {
                 in_str = !in_str;
@@ -513,6 +535,17 @@ fn put_raw(out: &mut Vec<u8>, raw: &[u8]) {
     }
     out.extend_from_slice(&raw[run..]);
 }
+
+/// The bytes `put_raw` acts on inside a string: `"`, `\\`, `<`, `>`, `&` and 0xE2 (U+2028/9's lead byte).
+static IN_STRING: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = 0;
+    while k < 6 {
+        t[b"\"\\<>&\xE2"[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
 
 // ---------------------------------------------------------------------------
 // IDE / system tag stripping (upstream `textutil.StripIDEContextTags`)

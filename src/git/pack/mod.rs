@@ -15,6 +15,10 @@
 //!   use a per-process stem starting with `tmp_` that `git gc` expires like its own `tmp_pack_*` files.
 //! - Objects already in the repository are not written again (a resumed run writes only what is missing).
 //!
+//! Concurrency: entries are encoded (zlib + CRC32) on every core, window by window of about 8 MiB of input,
+//! and written in set order by the calling thread; each thread has its own [`Deflater`], whose output depends
+//! on the input only, so the pack's bytes do not depend on the number of threads.
+//!
 //! Failure modes: [`PackError`] names the file being written.
 
 use std::collections::HashSet;
@@ -111,6 +115,21 @@ impl ObjectSet {
             self.objects.push(NewObject { id, kind, data });
         }
         id
+    }
+
+    /// Keep already-encoded `data` whose ID the caller computed (with [`ObjectSet::hash_kind`], e.g. on
+    /// another thread); returns it.
+    pub fn add_hashed(&mut self, kind: Kind, data: Vec<u8>, id: ObjectId) -> ObjectId {
+        debug_assert_eq!(id, self.hash_of(kind, &data), "add_hashed: wrong ID");
+        if self.seen.insert(id) {
+            self.objects.push(NewObject { id, kind, data });
+        }
+        id
+    }
+
+    /// The hash function object IDs use.
+    pub fn hash_kind(&self) -> gix::hash::Kind {
+        self.hash
     }
 
     pub fn len(&self) -> usize {
@@ -232,26 +251,20 @@ fn write_pack(
     out.write_all(&2u32.to_be_bytes())?;
     out.write_all(&(set.len() as u32).to_be_bytes())?;
     let mut entries = Vec::with_capacity(set.len());
-    let mut raw = Vec::new();
-    let mut deflater = Deflater::default();
     let zlib_rs = std::env::var_os(ZLIB_ENV).is_some_and(|v| v == "zlib-rs");
-    for (i, object) in set.objects().iter().enumerate() {
-        raw.clear();
-        entry_header(object.kind, object.data.len(), &mut raw);
-        match object.kind {
-            // Blobs (metadata.json) compress well. Commits and trees are mostly hashes: stored, they cost
-            // nothing to encode for a few percent of pack size.
-            Kind::Blob if zlib_rs => zlib_rs_fast(&object.data, &mut raw)?,
-            Kind::Blob => deflater.zlib(&object.data, &mut raw),
-            _ => stored_zlib(&object.data, &mut raw),
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let mut done = 0;
+    for window in windows(set.objects()) {
+        for (object, (raw, crc)) in window.iter().zip(encode_all(window, zlib_rs, threads)?) {
+            entries.push(Entry {
+                id: object.id,
+                offset: out.written,
+                crc,
+            });
+            out.write_all(&raw)?;
+            done += 1;
+            progress(done);
         }
-        entries.push(Entry {
-            id: object.id,
-            offset: out.written,
-            crc: crc32fast::hash(&raw),
-        });
-        out.write_all(&raw)?;
-        progress(i + 1);
     }
     let checksum = out
         .hasher
@@ -264,6 +277,78 @@ fn write_pack(
     file.write_all(&checksum)?;
     file.sync_all()?;
     Ok((entries, checksum))
+}
+
+/// Consecutive runs of `objects` of about [`WINDOW_BYTES`] each: encoded in parallel, then written in order,
+/// so memory stays bounded whatever the pack's size.
+fn windows(objects: &[NewObject]) -> impl Iterator<Item = &[NewObject]> {
+    let mut rest = objects;
+    std::iter::from_fn(move || {
+        let (mut n, mut bytes) = (0, 0);
+        while bytes < WINDOW_BYTES && n < rest.len() {
+            bytes += rest[n].data.len() + 64;
+            n += 1;
+        }
+        let (window, tail) = rest.split_at(n);
+        rest = tail;
+        (n > 0).then_some(window)
+    })
+}
+
+/// Input bytes per window of [`windows`].
+const WINDOW_BYTES: usize = 8 << 20;
+
+/// Pack entries (header + zlib stream) and their CRC32s, in `objects` order, made on up to `threads` threads
+/// (each with its own [`Deflater`], whose output depends on the input only).
+fn encode_all(
+    objects: &[NewObject],
+    zlib_rs: bool,
+    threads: usize,
+) -> io::Result<Vec<(Vec<u8>, u32)>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || -> io::Result<Vec<(usize, Vec<u8>, u32)>> {
+        let (mut deflater, mut out) = (Deflater::default(), Vec::new());
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(object) = objects.get(i) else {
+                return Ok(out);
+            };
+            let raw = encode(object, zlib_rs, &mut deflater)?;
+            let crc = crc32fast::hash(&raw);
+            out.push((i, raw, crc));
+        }
+    };
+    let threads = threads.min(objects.len() / 64 + 1);
+    let parts: Vec<io::Result<Vec<_>>> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut parts = vec![work()];
+        parts.extend(
+            helpers
+                .into_iter()
+                .map(|h| h.join().expect("encoding does not panic")),
+        );
+        parts
+    });
+    let mut all = Vec::with_capacity(objects.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    all.sort_unstable_by_key(|(i, _, _)| *i);
+    Ok(all.into_iter().map(|(_, raw, crc)| (raw, crc)).collect())
+}
+
+/// One pack entry: header, then the object's zlib stream.
+fn encode(object: &NewObject, zlib_rs: bool, deflater: &mut Deflater) -> io::Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(object.data.len() / 2 + 16);
+    entry_header(object.kind, object.data.len(), &mut raw);
+    match object.kind {
+        // Blobs (metadata.json) compress well. Commits and trees are mostly hashes: stored, they cost
+        // nothing to encode for a few percent of pack size.
+        Kind::Blob if zlib_rs => zlib_rs_fast(&object.data, &mut raw)?,
+        Kind::Blob => deflater.zlib(&object.data, &mut raw),
+        _ => stored_zlib(&object.data, &mut raw),
+    }
+    Ok(raw)
 }
 
 fn write_index(

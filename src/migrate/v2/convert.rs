@@ -14,8 +14,10 @@
 //!
 //! Pure with respect to the repository: every new object goes into the caller's [`ObjectSet`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use gix::objs::Kind;
 use serde_json::{Map, Value};
@@ -92,8 +94,12 @@ impl<'r> Converter<'r> {
 
     /// The sessions of the legacy checkpoint subtree `cp`, one per `session_id`, in v2 slot order.
     pub fn sessions(&self, cp: ObjectId) -> Result<Vec<Slot>, LegacyError> {
-        let mut dirs: Vec<(usize, ObjectId)> = self
-            .repo
+        Self::sessions_in(self.repo, self.empty_blob, cp)
+    }
+
+    /// [`Converter::sessions`] through `repo` (another thread's handle).
+    fn sessions_in(repo: &Repo, empty: ObjectId, cp: ObjectId) -> Result<Vec<Slot>, LegacyError> {
+        let mut dirs: Vec<(usize, ObjectId)> = repo
             .tree_entries(cp)?
             .into_iter()
             .filter(|e| e.is_tree)
@@ -102,7 +108,7 @@ impl<'r> Converter<'r> {
         dirs.sort_unstable();
         let mut out: Vec<Slot> = Vec::with_capacity(dirs.len());
         for (n, t) in dirs {
-            let s = self.slot(n, t)?;
+            let s = Self::slot(repo, empty, n, t)?;
             match out
                 .iter_mut()
                 .find(|o| o.metadata.session_id() == s.metadata.session_id())
@@ -117,7 +123,7 @@ impl<'r> Converter<'r> {
         Ok(out)
     }
 
-    fn slot(&self, n: usize, t: ObjectId) -> Result<Slot, LegacyError> {
+    fn slot(repo: &Repo, empty: ObjectId, n: usize, t: ObjectId) -> Result<Slot, LegacyError> {
         let mut meta = None;
         let mut s = Slot {
             metadata: SessionMetadata(Map::new()),
@@ -127,9 +133,9 @@ impl<'r> Converter<'r> {
             hash: None,
             tasks: None,
         };
-        for e in self.repo.tree_entries(t)? {
+        for e in repo.tree_entries(t)? {
             match (e.name.as_str(), e.is_tree) {
-                ("metadata.json", false) => meta = Some(self.repo.read_blob(e.id)?),
+                ("metadata.json", false) => meta = Some(repo.read_blob(e.id)?),
                 ("prompt.txt", false) => s.prompt = Some(e.id),
                 ("transcript.jsonl", false) => s.compact = Some(e.id),
                 ("content_hash.txt", false) => s.hash = Some(e.id),
@@ -147,10 +153,10 @@ impl<'r> Converter<'r> {
         s.metadata = SessionMetadata::parse(&meta, &format!("{n}/metadata.json"))
             .map_err(|e| LegacyError::Bad(e.to_string()))?;
         s.chunks.sort_unstable();
-        if s.chunks.iter().all(|(_, id)| *id == self.empty_blob) {
+        if s.chunks.iter().all(|(_, id)| *id == empty) {
             s.chunks.clear();
         }
-        if s.compact == Some(self.empty_blob) {
+        if s.compact == Some(empty) {
             s.compact = None;
         }
         Ok(s)
@@ -170,11 +176,8 @@ impl<'r> Converter<'r> {
         for s in sessions {
             let (compact, compact_hash, start) = self.compact(s, objects)?;
             let input = input_of(s, Vec::new(), None);
-            let meta = session::metadata(id, &input, start, None, now);
-            let meta_blob = objects.add_raw(
-                Kind::Blob,
-                metadata::to_go_json(&Value::Object(meta.clone())),
-            );
+            let meta = Value::Object(session::metadata(id, &input, start, None, now));
+            let meta_blob = objects.add_raw(Kind::Blob, metadata::to_go_json(&meta));
             let mut entries = vec![(METADATA, meta_blob)];
             entries.extend(s.prompt.map(|p| (PROMPT, p)));
             entries.extend(compact.map(|c| (COMPACT, c)));
@@ -206,7 +209,7 @@ impl<'r> Converter<'r> {
                 Value::Object(m)
             })
             .collect();
-        let refs: Vec<&Map<String, Value>> = metas.iter().collect();
+        let refs: Vec<&Map<String, Value>> = metas.iter().filter_map(Value::as_object).collect();
         let root = checkpoint::summarize(None, id, &refs, paths, None);
         let root_blob = objects.add_raw(Kind::Blob, root.to_bytes());
         let names: Vec<String> = (0..slot_trees.len()).map(|n| n.to_string()).collect();
@@ -221,7 +224,7 @@ impl<'r> Converter<'r> {
         );
         let slots: Vec<usize> = (0..sessions.len()).collect();
         let full = self.full(sessions, &slots, objects)?;
-        let times = metas
+        let times = refs
             .iter()
             .filter_map(|m| metadata::str_field(m, "created_at").and_then(parse_rfc3339))
             .collect();
@@ -312,10 +315,19 @@ impl<'r> Converter<'r> {
         c: session::Compact,
         objects: &mut ObjectSet,
     ) -> CompactOut {
+        let hashed = Hashed::of(c, objects.hash_kind());
+        self.remember_hashed(key, hashed, objects)
+    }
+
+    fn remember_hashed(
+        &mut self,
+        key: CompactKey,
+        c: Hashed,
+        objects: &mut ObjectSet,
+    ) -> CompactOut {
         let out = match c.bytes {
-            Some(bytes) => {
-                let hash = transcript::content_hash(&bytes).into_bytes();
-                let blob = objects.add_raw(Kind::Blob, bytes);
+            Some((bytes, id, hash)) => {
+                let blob = objects.add_hashed(Kind::Blob, bytes, id);
                 (Some(blob), Some(objects.add_raw(Kind::Blob, hash)), c.start)
             }
             None => (None, None, c.start),
@@ -337,60 +349,95 @@ impl<'r> Converter<'r> {
         Ok(self.remember(key, c, objects))
     }
 
-    /// Compute the compact transcripts of `sessions` ahead of [`Converter::convert`], on up to `threads`
-    /// threads (each with its own handle on the repository at `git_dir`): reading and compacting raw
-    /// transcripts is the migration's main cost. Results land in the cache; `convert` then only looks up.
-    pub fn precompute(
+    /// The sessions of each checkpoint subtree of `cps`, in order, and for those flagged `true` their compact
+    /// transcripts (into the cache [`Converter::convert`] reads): what [`Converter::sessions`] and one
+    /// compaction per flagged session give, on `threads` threads (own repository handles, the calling thread
+    /// one of them), each taking the next checkpoint, so compaction starts with the first checkpoint read and
+    /// both spread over every core. A compact transcript is computed once however many sessions share its
+    /// inputs (first claim wins); results are filed in checkpoint and session order, so the object set does
+    /// not depend on the scheduling. Reading and compacting raw transcripts is the migration's main cost.
+    pub fn read_and_precompute(
         &mut self,
-        sessions: &[&Slot],
+        cps: &[(ObjectId, bool)],
         git_dir: &Path,
         threads: usize,
         objects: &mut ObjectSet,
-    ) -> Result<(), RepoError> {
-        let mut todo: Vec<(CompactKey, bool, &Slot)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for s in sessions {
-            if let Some((key, needs_raw)) = Self::compact_key(s) {
-                if !self.compacts.contains_key(&key) && seen.insert(key.clone()) {
-                    todo.push((key, needs_raw, s));
+    ) -> Result<Vec<Result<Vec<Slot>, LegacyError>>, RepoError> {
+        type Part = (
+            Vec<(usize, SlotsRead)>,
+            Vec<((usize, usize), CompactKey, Hashed)>,
+        );
+        let next = AtomicUsize::new(0);
+        let claimed = Mutex::new(HashSet::new());
+        let (cache, empty, kind) = (&self.compacts, self.empty_blob, objects.hash_kind());
+        let work = || -> Result<Part, RepoError> {
+            let repo = Repo::discover(git_dir)?;
+            let (mut read, mut compacts) = (Vec::new(), Vec::new());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(cp, compact)) = cps.get(i) else {
+                    return Ok((read, compacts));
+                };
+                let sessions = Self::sessions_in(&repo, empty, cp);
+                for (j, s) in sessions.iter().flatten().enumerate().filter(|_| compact) {
+                    let Some((key, needs_raw)) = Self::compact_key(s) else {
+                        continue;
+                    };
+                    let mut claimed = claimed.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.contains_key(&key) || !claimed.insert(key.clone()) {
+                        continue;
+                    }
+                    drop(claimed);
+                    let c = Self::compute(&repo, s, needs_raw)?;
+                    compacts.push(((i, j), key, Hashed::of(c, kind)));
                 }
+                read.push((i, sessions));
             }
+        };
+        let parts: Vec<Result<Part, RepoError>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(work)).collect();
+            let mut parts = vec![work()];
+            parts.extend(
+                helpers
+                    .into_iter()
+                    .map(|h| h.join().expect("reading does not panic")),
+            );
+            parts
+        });
+        let (mut read, mut compacts) = (Vec::with_capacity(cps.len()), Vec::new());
+        for part in parts {
+            let (r, c) = part?;
+            read.extend(r);
+            compacts.extend(c);
         }
-        if todo.len() < 2 || threads < 2 {
-            for (key, needs_raw, s) in todo {
-                let c = Self::compute(self.repo, s, needs_raw)?;
-                self.remember(key, c, objects);
-            }
-            return Ok(());
+        read.sort_unstable_by_key(|(i, _)| *i);
+        compacts.sort_unstable_by_key(|(at, _, _)| *at);
+        for (_, key, c) in compacts {
+            self.remember_hashed(key, c, objects);
         }
-        let results = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let mine: Vec<&(CompactKey, bool, &Slot)> =
-                        todo.iter().skip(t).step_by(threads).collect();
-                    scope.spawn(
-                        move || -> Result<Vec<(usize, session::Compact)>, RepoError> {
-                            let repo = Repo::discover(git_dir)?;
-                            let mut out = Vec::with_capacity(mine.len());
-                            for (i, (_, needs_raw, s)) in mine.into_iter().enumerate() {
-                                out.push((t + i * threads, Self::compute(&repo, s, *needs_raw)?));
-                            }
-                            Ok(out)
-                        },
-                    )
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("compaction does not panic"))
-                .collect::<Result<Vec<_>, RepoError>>()
-        })?;
-        let mut all: Vec<(usize, session::Compact)> = results.into_iter().flatten().collect();
-        all.sort_by_key(|(i, _)| *i);
-        for (i, c) in all {
-            self.remember(todo[i].0.clone(), c, objects);
+        Ok(read.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+type SlotsRead = Result<Vec<Slot>, LegacyError>;
+
+/// A computed compact transcript with its blob ID and `sha256:` content hash (computed where it was made).
+struct Hashed {
+    bytes: Option<(Vec<u8>, ObjectId, Vec<u8>)>,
+    start: u64,
+}
+
+impl Hashed {
+    fn of(c: session::Compact, kind: gix::hash::Kind) -> Self {
+        let bytes = c.bytes.map(|b| {
+            let id = gix::objs::compute_hash(kind, Kind::Blob, &b).expect("hashing in memory");
+            let hash = transcript::content_hash(&b).into_bytes();
+            (b, id, hash)
+        });
+        Hashed {
+            bytes,
+            start: c.start,
         }
-        Ok(())
     }
 }
 
@@ -398,6 +445,9 @@ fn raw_of(repo: &Repo, s: &Slot) -> Result<Vec<u8>, RepoError> {
     let mut parts = Vec::with_capacity(s.chunks.len());
     for (_, id) in &s.chunks {
         parts.push(repo.read_blob(*id)?);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop().unwrap_or_default()); // what reassembling one chunk gives, without a copy
     }
     Ok(transcript::reassemble(&parts))
 }

@@ -254,21 +254,22 @@ fn read_all<'a>(
                 &mut |_| {},
             )?)
         });
+        let started = std::time::Instant::now();
+        let cps: Vec<(ObjectId, bool)> = work
+            .iter()
+            .map(|(cp, d)| (cp.subtree, !dry_run && *d == Decision::Fresh))
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let sessions = conv.read_and_precompute(&cps, &git_dir, threads, objects)?;
         let read: Vec<_> = work
             .into_iter()
-            .map(|(cp, d)| (cp, d, conv.sessions(cp.subtree)))
+            .zip(sessions)
+            .map(|((cp, d), s)| (cp, d, s))
             .collect();
-        if !dry_run {
-            let fresh: Vec<&convert::Slot> = read
-                .iter()
-                .filter(|(_, d, _)| *d == Decision::Fresh)
-                .filter_map(|(_, _, s)| s.as_ref().ok())
-                .flatten()
-                .collect();
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-            conv.precompute(&fresh, &git_dir, threads, objects)?;
-        }
+        let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(ms = ms(started), "sessions read, transcripts compacted");
         let when = walk.join().expect("the history walk does not panic")?;
+        tracing::debug!(ms = ms(started), "history walked");
         Ok((when, read))
     })?;
     let mut read: Vec<Read<'a>> = read
@@ -433,22 +434,36 @@ fn main_sessions(
 ) -> Result<HashMap<String, (usize, Option<v2::rotation::Instant>)>, String> {
     let (tree, slots) = &presence.main[&cp.id];
     let mut out = HashMap::new();
-    for n in slots {
-        let entry = repo
-            .lookup(*tree, &format!("{n}/metadata.json"))
-            .map_err(|e| e.to_string())?;
-        let Some(e) = entry.filter(|e| !e.is_tree) else {
-            continue;
-        };
-        let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
-        if let Ok(m) = SessionMetadata::parse(&bytes, "v2 /main session metadata") {
-            let created = m
-                .get_str("created_at")
-                .and_then(v2::rotation::parse_rfc3339);
-            out.insert(m.session_id().to_string(), (*n, created));
-        }
+    for item in slot_metadata(repo, *tree, slots) {
+        let (n, m) = item?;
+        let created = m
+            .get_str("created_at")
+            .and_then(v2::rotation::parse_rfc3339);
+        out.insert(m.session_id().to_string(), (n, created));
     }
     Ok(out)
+}
+
+/// The parsed `metadata.json` of each `/main` slot `n` of `slots` under `tree`, as `(n, metadata)`: slots
+/// without that file, or whose file does not parse, are left out; a failed object read is an error.
+fn slot_metadata<'a>(
+    repo: &'a Repo,
+    tree: ObjectId,
+    slots: &'a [usize],
+) -> impl Iterator<Item = Result<(usize, SessionMetadata), String>> + 'a {
+    slots.iter().filter_map(move |&n| {
+        let read = || -> Result<Option<SessionMetadata>, String> {
+            let entry = repo
+                .lookup(tree, &format!("{n}/metadata.json"))
+                .map_err(|e| e.to_string())?;
+            let Some(e) = entry.filter(|e| !e.is_tree) else {
+                return Ok(None);
+            };
+            let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
+            Ok(SessionMetadata::parse(&bytes, "v2 /main session metadata").ok())
+        };
+        read().transpose().map(|r| r.map(|m| (n, m)))
+    })
 }
 
 fn identity(people: &People, time: gix::date::Time) -> Identity {
@@ -555,17 +570,9 @@ fn resume_sessions(
 ) -> Result<Vec<SessionInput>, String> {
     let (tree, slots) = &presence.main[&cp.id];
     let mut on_main: HashMap<String, usize> = HashMap::new();
-    for n in slots {
-        let entry = repo
-            .lookup(*tree, &format!("{n}/metadata.json"))
-            .map_err(|e| e.to_string())?;
-        let Some(e) = entry.filter(|e| !e.is_tree) else {
-            continue;
-        };
-        let bytes = repo.read_blob(e.id).map_err(|e| e.to_string())?;
-        if let Ok(m) = SessionMetadata::parse(&bytes, "v2 /main session metadata") {
-            on_main.insert(m.session_id().to_string(), *n);
-        }
+    for item in slot_metadata(repo, *tree, slots) {
+        let (n, m) = item?;
+        on_main.insert(m.session_id().to_string(), n);
     }
     Ok(dedupe(sessions.into_iter().map(|s| s.input).collect())
         .into_iter()

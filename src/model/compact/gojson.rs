@@ -55,8 +55,10 @@ pub(super) fn value_end(b: &[u8], i: usize) -> Option<usize> {
                 return (n > 0).then_some(j + n);
             }
             _ => {
-                let special = |c: &u8| matches!(c, b'"' | b'{' | b'[' | b'}' | b']');
-                j += b[j..].iter().position(special).unwrap_or(b.len() - j);
+                j += b[j..]
+                    .iter()
+                    .position(|&c| NESTING[usize::from(c)])
+                    .unwrap_or(b.len() - j)
             }
         }
         if depth == 0 {
@@ -65,11 +67,22 @@ pub(super) fn value_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// The bytes that start or end a value inside a container: `"{[}]`.
+static NESTING: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = 0;
+    while k < 5 {
+        t[b"\"{[}]"[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
 /// End of the string literal whose quote is at `i`.
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     loop {
-        j += b.get(j..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
         if b[j] == b'"' {
             return Some(j + 1);
         }
@@ -132,7 +145,7 @@ pub(super) fn json_string(raw: Option<&[u8]>) -> Vec<u8> {
     };
     let mut i = 0;
     let mut verbatim = true;
-    while let Some(at) = lit[i..].iter().position(|&c| c == b'\\') {
+    while let Some(at) = memchr::memchr(b'\\', &lit[i..]) {
         let next = lit.get(i + at + 1).copied().unwrap_or(b'u');
         if matches!(next, b'u' | b'/') {
             verbatim = false;
@@ -173,7 +186,7 @@ pub(super) fn int_field(obj: &Members, key: &str) -> Result<i64, ()> {
 /// become U+FFFD, as in Go. Borrows when there is nothing to decode.
 pub(super) fn decode_str(lit: &[u8]) -> Cow<'_, str> {
     let s = lit.get(1..lit.len().saturating_sub(1)).unwrap_or_default();
-    if !s.contains(&b'\\') {
+    if memchr::memchr(b'\\', s).is_none() {
         if let Ok(plain) = std::str::from_utf8(s) {
             return Cow::Borrowed(plain);
         }
@@ -181,7 +194,7 @@ pub(super) fn decode_str(lit: &[u8]) -> Cow<'_, str> {
     let hex = |i: usize| u32::from_str_radix(std::str::from_utf8(s.get(i..i + 4)?).ok()?, 16).ok();
     let (mut out, mut i) = (String::with_capacity(s.len()), 0);
     while i < s.len() {
-        let run = count_while(s, i, |c| c != b'\\');
+        let run = memchr::memchr(b'\\', &s[i..]).unwrap_or(s.len() - i);
         push_lossy(&mut out, &s[i..i + run]);
         i += run;
         let Some(&c) = s.get(i + 1) else { break };
