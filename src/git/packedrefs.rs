@@ -7,14 +7,15 @@
 //! engine (staging refs).
 //!
 //! Protocol (git's lock-file protocol for `packed-refs`, so git and gix see a consistent state):
-//! 1. `packed-refs.lock` is created with `O_EXCL` (git's lock; waits up to the writer's timeout) and hard-linked
-//!    to the caller's private temporary name, which marks the lock as ours.
+//! 1. The caller's private temporary file is created, then hard-linked to `packed-refs.lock`: `link` fails
+//!    when the name exists, exactly like git's `O_EXCL` create (we wait up to the writer's timeout). From the
+//!    instant the lock exists it is the same file as our temporary name, which marks it as ours.
 //! 2. Under the lock, `packed-refs` is read, every change is checked against its expected old value, and the
 //!    merged file (sorted; unknown lines and peel lines of untouched refs kept verbatim) is written into it.
 //! 3. `packed-refs.lock` is renamed over `packed-refs`, then the temporary link is removed.
 //!
-//! The lock is registered with `gix-tempfile`: SIGINT, SIGTERM and SIGQUIT remove it before the process dies
-//! (the handler is installed when a repository is opened), so only a kill -9 can leave it behind.
+//! SIGINT, SIGTERM, SIGQUIT and SIGHUP are held back while the lock exists (`robust::DeferSignals`) and the
+//! lock is removed on every error path, so only a kill -9 can leave it behind, and then always recoverably.
 //!
 //! Invariants:
 //! - Compare-and-swap per ref against the PACKED value. A loose ref shadows its packed entry, so callers
@@ -162,9 +163,8 @@ impl PackedRefs {
             })?;
             let (content, conflicts) = parsed.merge(changes);
             if conflicts.is_empty() || mode == Mode::EachRef {
-                lock.with_mut(|f| f.write_all(&content))
-                    .map_err(io_err(&lock_path))?;
-                lock.commit().map_err(|e| io_err(&path)(e.error))?;
+                lock.file.write_all(&content).map_err(io_err(&lock_path))?;
+                lock.commit(&path).map_err(io_err(&path))?;
             }
             // Otherwise dropping the lock removes it and leaves `packed-refs` as it was.
             Ok(conflicts)
@@ -173,38 +173,40 @@ impl PackedRefs {
         result
     }
 
-    /// Take `packed-refs.lock` (`O_EXCL`, registered for removal on SIGINT/SIGTERM, removed on drop), then
-    /// hard-link our temporary name to it: the link proves to [`PackedRefs::recover`] that a lock left by a
-    /// kill -9 was ours.
-    fn lock(&self) -> Result<(super::robust::DeferSignals, gix::lock::File), PackedRefsError> {
+    /// Take `packed-refs.lock`: create our temporary file, then hard-link it to the lock name (fails when the
+    /// name exists, like git's `O_EXCL`). There is no instant at which the lock exists without being our
+    /// temporary file, so [`PackedRefs::recover`] can always prove a lock left by a kill -9 was ours.
+    fn lock(&self) -> Result<(super::robust::DeferSignals, Lock), PackedRefsError> {
         let lock_path = self.lock_path();
-        let _ = fs::remove_file(&self.tmp);
         let start = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
             // Signals wait only while an attempt may create the lock, not while we sleep between attempts.
             let deferred = super::robust::DeferSignals::new();
-            match gix::lock::File::acquire_to_update_resource(
-                self.path(),
-                gix::lock::acquire::Fail::Immediately,
-                None,
-                0,
-            ) {
-                Ok(lock) => {
-                    fs::hard_link(&lock_path, &self.tmp).map_err(io_err(&self.tmp))?;
+            let _ = fs::remove_file(&self.tmp);
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.tmp)
+                .map_err(io_err(&self.tmp))?;
+            match fs::hard_link(&self.tmp, &lock_path) {
+                Ok(()) => {
+                    let lock = Lock {
+                        file,
+                        path: lock_path,
+                        committed: false,
+                    };
                     return Ok((deferred, lock));
                 }
-                Err(e) if !lock_path.exists() => {
-                    return Err(PackedRefsError::Io {
-                        path: lock_path,
-                        source: io::Error::other(e.to_string()),
-                    })
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(io_err(&lock_path)(e));
                 }
                 Err(_) if start.elapsed() >= self.timeout => {
+                    let _ = fs::remove_file(&self.tmp);
                     return Err(PackedRefsError::Locked {
                         path: lock_path,
                         waited: self.timeout,
-                    })
+                    });
                 }
                 Err(_) => {
                     drop(deferred);
@@ -212,6 +214,30 @@ impl PackedRefs {
                     wait = (wait * 2).min(Duration::from_millis(100));
                 }
             }
+        }
+    }
+}
+
+/// A held `packed-refs.lock` (the same file as the writer's temporary name); removed on drop unless committed.
+struct Lock {
+    file: fs::File,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Lock {
+    /// Rename the lock over `target` (git's commit of a lock file).
+    fn commit(mut self, target: &Path) -> io::Result<()> {
+        fs::rename(&self.path, target)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
@@ -518,6 +544,12 @@ mod tests {
         let listed = writer.read_prefix("refs/p/").expect("reads");
         assert_eq!(listed, vec![("refs/p/1".into(), a), ("refs/p/2".into(), b)]);
         assert!(!common.join("packed-refs.lock").exists() && !common.join("t.tmp").exists());
+        // A held lock is our temporary file from the instant it exists; dropping it uncommitted removes it.
+        let (deferred, held) = writer.lock().expect("locks");
+        let meta = |p: &str| fs::metadata(common.join(p)).expect("exists");
+        assert!(same_file(&meta("t.tmp"), &meta("packed-refs.lock")));
+        drop((held, deferred));
+        assert!(!common.join("packed-refs.lock").exists());
         // A killed writer's lock is recognised by its temporary file; anybody else's lock is left alone.
         fs::write(common.join("t.tmp"), "").expect("tmp");
         fs::hard_link(common.join("t.tmp"), common.join("packed-refs.lock")).expect("link");
