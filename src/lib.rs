@@ -11,7 +11,8 @@
 //! 5. [`migrate`]: legacy branch → per-checkpoint refs; [`attach`]: record a session that ran outside the
 //!    hooks and link it to a commit.
 //!
-//! [`report`] turns an error chain into the lines a user reads (each cause once).
+//! [`report`] turns an error chain into the lines a user reads (each cause once); [`par`] runs one closure on
+//! several threads (any layer may use it).
 //!
 //! The command lines (`git entire`, `git entire-migrate`) live in the `entire-cli` crate and the remote helper's
 //! protocol loop in `entire-helper`; both use only what is exported here.
@@ -20,6 +21,7 @@ pub mod attach;
 pub mod git;
 pub mod migrate;
 pub mod model;
+pub mod par;
 pub mod report;
 pub mod store;
 pub mod sync;

@@ -537,15 +537,7 @@ fn put_raw(out: &mut Vec<u8>, raw: &[u8]) {
 }
 
 /// The bytes `put_raw` acts on inside a string: `"`, `\\`, `<`, `>`, `&` and 0xE2 (U+2028/9's lead byte).
-static IN_STRING: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut k = 0;
-    while k < 6 {
-        t[b"\"\\<>&\xE2"[k] as usize] = true;
-        k += 1;
-    }
-    t
-};
+static IN_STRING: [bool; 256] = gojson::byte_table(b"\"\\<>&\xE2");
 
 // ---------------------------------------------------------------------------
 // IDE / system tag stripping (upstream `textutil.StripIDEContextTags`)

@@ -362,11 +362,7 @@ fn write_push_clone_show_end_to_end() {
     std::fs::write(session.join("metadata.json"), r#"{"session_id": "s-1"}"#).expect("metadata");
     std::fs::write(session.join("full.jsonl"), "{\"type\":\"user\"}\n").expect("transcript");
     // The producer API writes and queues; a plain `git push` carries the checkpoint.
-    let id = env
-        .entire(&author, &["write", session.to_str().expect("utf-8")])
-        .ok()
-        .trimmed()
-        .to_string();
+    let id = crate::fixtures::entire_write(env, &author, &session);
     commit_linking(env, &author, "feature", &[&id]);
     let out = env.run(&author, "git", ["push", "origin", "main"]).ok();
     assert!(
@@ -412,11 +408,7 @@ fn list_brings_v2_main_along_when_v2_is_on() {
     let author = s.clone_local("author");
     settings(&author, V2_PRIMARY);
     let session = claude_session(env, "s1", "sess-1", &claude_transcript("s1", 1));
-    let id = env
-        .entire(&author, &["write", session.to_str().expect("utf-8")])
-        .ok()
-        .trimmed()
-        .to_string();
+    let id = crate::fixtures::entire_write(env, &author, &session);
     commit_linking(env, &author, "feature", &[&id]);
     env.run(&author, "git", ["push", "origin", "main"]).ok();
     let server = s.path("server.git");

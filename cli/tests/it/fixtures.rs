@@ -139,3 +139,11 @@ pub fn session(env: &TestEnv, name: &str, metadata: &str, transcript: &[u8]) -> 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// `git entire write <session dir>` in `repo`; returns the new checkpoint's ID.
+pub fn entire_write(env: &TestEnv, repo: &Path, session: &Path) -> String {
+    env.entire(repo, &["write", path_str(session)])
+        .ok()
+        .trimmed()
+        .to_string()
+}

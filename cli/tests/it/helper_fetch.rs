@@ -299,11 +299,7 @@ fn clone_pulls_along_v2_main_when_the_committed_settings_enable_v2() {
     env.git(&writer, &["add", ".entire/settings.json"]);
     env.git(&writer, &["commit", "-q", "-m", "entire settings"]);
     let session = claude_session(env, "s1", "sess-1", &claude_transcript("s1", 1));
-    let id = env
-        .entire(&writer, &["write", session.to_str().expect("utf-8")])
-        .ok()
-        .trimmed()
-        .to_string();
+    let id = crate::fixtures::entire_write(env, &writer, &session);
     commit_linking(env, &writer, "work", &[&id]);
     env.run(&writer, "git", ["push", "origin", "main"]).ok();
     let server = s.path("server.git");

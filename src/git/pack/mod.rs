@@ -319,16 +319,7 @@ fn encode_all(
         }
     };
     let threads = threads.min(objects.len() / 64 + 1);
-    let parts: Vec<io::Result<Vec<_>>> = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut parts = vec![work()];
-        parts.extend(
-            helpers
-                .into_iter()
-                .map(|h| h.join().expect("encoding does not panic")),
-        );
-        parts
-    });
+    let parts: Vec<io::Result<Vec<_>>> = crate::par::on_threads(threads, work);
     let mut all = Vec::with_capacity(objects.len());
     for part in parts {
         all.extend(part?);

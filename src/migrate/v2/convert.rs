@@ -394,16 +394,7 @@ impl<'r> Converter<'r> {
                 read.push((i, sessions));
             }
         };
-        let parts: Vec<Result<Part, RepoError>> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(work)).collect();
-            let mut parts = vec![work()];
-            parts.extend(
-                helpers
-                    .into_iter()
-                    .map(|h| h.join().expect("reading does not panic")),
-            );
-            parts
-        });
+        let parts: Vec<Result<Part, RepoError>> = crate::par::on_threads(threads, work);
         let (mut read, mut compacts) = (Vec::with_capacity(cps.len()), Vec::new());
         for part in parts {
             let (r, c) = part?;

@@ -68,15 +68,18 @@ pub(super) fn value_end(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The bytes that start or end a value inside a container: `"{[}]`.
-static NESTING: [bool; 256] = {
+static NESTING: [bool; 256] = byte_table(b"\"{[}]");
+
+/// A lookup table marking `bytes` (built at compile time).
+pub(super) const fn byte_table(bytes: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut k = 0;
-    while k < 5 {
-        t[b"\"{[}]"[k] as usize] = true;
+    while k < bytes.len() {
+        t[bytes[k] as usize] = true;
         k += 1;
     }
     t
-};
+}
 
 /// End of the string literal whose quote is at `i`.
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
