@@ -6,6 +6,7 @@ mod env;
 mod fixtures;
 mod helper_fetch;
 mod helper_push;
+mod helper_push_interrupt;
 mod helper_push_wire;
 mod helper_t5801;
 mod install;

@@ -385,14 +385,7 @@ pub fn publish(
     }
     let common = repo.common_dir();
     let pending = Pending::new(&common);
-    let known = pending.list().map_err(store_err)?;
-    let mut added = Vec::new();
-    for r in records {
-        if !known.contains(r) {
-            pending.append(r).map_err(store_err)?;
-            added.push(r);
-        }
-    }
+    let added = pending.append_new(records).map_err(store_err)?;
     let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
     let queue = Queue::new(&common);
     queue.enqueue(&names)?;
@@ -408,9 +401,7 @@ pub fn publish(
         .collect();
     let conflicts = refs::apply_atomic(repo, &writes)?;
     if let Some(c) = conflicts.first() {
-        for r in added {
-            pending.remove(r).map_err(store_err)?;
-        }
+        pending.remove_all(&added).map_err(store_err)?;
         return Err(RepoError::conflict(&c.name, c.expected, c.actual).into());
     }
     // A push between the enqueue and the transaction may have dropped refs that did not exist yet.

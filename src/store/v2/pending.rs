@@ -12,6 +12,7 @@
 //! - A record is appended before the rotation moves any ref, and removed again when the rotation fails.
 //! - An unreadable or malformed file is an error naming it: records are never silently dropped.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub const FILE: &str = "pending.json";
 pub const LOCK: &str = "pending.lock";
 
 /// One pending publication.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Publication {
     pub archive_ref_name: String,
     pub archive_commit_hash: String,
@@ -165,19 +166,46 @@ impl Pending {
         self.rewrite(&records)
     }
 
+    /// Append those of `records` not listed yet, all in ONE rewrite (under the lock), so a batch of archives
+    /// costs one read and one write of the file, not one each; returns the records appended.
+    pub fn append_new(&self, records: &[Publication]) -> Result<Vec<Publication>, V2Error> {
+        let _g = self.lock()?;
+        let mut all = self.list()?;
+        let mut known: HashSet<Publication> = all.iter().cloned().collect();
+        let new: Vec<Publication> = records
+            .iter()
+            .filter(|r| known.insert((*r).clone()))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            all.extend(new.iter().cloned());
+            self.rewrite(&all)?;
+        }
+        Ok(new)
+    }
+
     /// Remove records equal to `record` (under the lock); a missing file is fine.
     pub fn remove(&self, record: &Publication) -> Result<(), V2Error> {
+        self.remove_all(std::slice::from_ref(record))
+    }
+
+    /// Remove the records equal to any of `records` (same archive ref and commit), in ONE rewrite (under the
+    /// lock); a missing file is fine.
+    pub fn remove_all(&self, records: &[Publication]) -> Result<(), V2Error> {
         let _g = self.lock()?;
-        let mut records = self.list()?;
-        let before = records.len();
-        records.retain(|r| {
-            r.archive_ref_name != record.archive_ref_name
-                || r.archive_commit_hash != record.archive_commit_hash
+        let mut all = self.list()?;
+        let before = all.len();
+        let gone: HashSet<(&str, &str)> = records
+            .iter()
+            .map(|r| (r.archive_ref_name.as_str(), r.archive_commit_hash.as_str()))
+            .collect();
+        all.retain(|r| {
+            !gone.contains(&(r.archive_ref_name.as_str(), r.archive_commit_hash.as_str()))
         });
-        if records.len() == before {
+        if all.len() == before {
             return Ok(());
         }
-        self.rewrite(&records)
+        self.rewrite(&all)
     }
 }
 
@@ -221,5 +249,24 @@ mod tests {
         fs::write(p.path(), "{\"publications\": 3}").expect("corrupt");
         let err = p.list().expect_err("malformed");
         assert!(err.to_string().contains("pending.json"), "{err}");
+    }
+
+    #[test]
+    fn append_new_and_remove_all_rewrite_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = Pending::new(dir.path());
+        p.append(&rec(1)).expect("append");
+        let added = p
+            .append_new(&[rec(1), rec(2), rec(3), rec(2)])
+            .expect("append_new");
+        assert_eq!(
+            added,
+            vec![rec(2), rec(3)],
+            "listed and repeated records are not appended"
+        );
+        assert_eq!(p.list().expect("list"), vec![rec(1), rec(2), rec(3)]);
+        assert_eq!(p.append_new(&[rec(3)]).expect("again"), vec![]);
+        p.remove_all(&[rec(1), rec(3), rec(4)]).expect("remove_all");
+        assert_eq!(p.list().expect("list"), vec![rec(2)]);
     }
 }
