@@ -2,6 +2,7 @@
 //! its push is in flight. The next push converges; nothing queued is lost.
 
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{
@@ -21,6 +22,28 @@ fn wait_for(path: &Path) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Commits on `main` in `local` and starts `git push origin main` with `stderr`, returning once the server's
+/// pre-receive hook runs and holds the push; writing the returned file releases it.
+fn push_held_by_the_hook(
+    s: &Served,
+    local: &Path,
+    stderr: Stdio,
+) -> (std::process::Child, std::path::PathBuf) {
+    s.env
+        .git(local, &["commit", "-q", "--allow-empty", "-m", "work"]);
+    let (started, release) = blocking_hook(s);
+    let push = s
+        .env
+        .cmd("git", local)
+        .args(["push", "origin", "main"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("git push starts");
+    wait_for(&started);
+    (push, release)
 }
 
 /// A pre-receive hook that signals `started` and waits for `release`.
@@ -75,16 +98,8 @@ fn kill_9_mid_push_then_a_clean_next_push() {
     for id in &ids {
         checkpoint(env, &local, id);
     }
-    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
-    let (started, release) = blocking_hook(&s);
-    let push = env
-        .cmd("git", &local)
-        .args(["push", "origin", "main"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("git push starts");
-    wait_for(&started);
+    // stderr not piped: the killed helper's orphaned children would hold the pipe open.
+    let (push, release) = push_held_by_the_hook(&s, &local, Stdio::null());
     let pids = helper_pids(&server.display().to_string());
     assert_eq!(pids.len(), 1, "one helper process");
     let killed = std::process::Command::new("sh")
@@ -140,16 +155,7 @@ fn a_checkpoint_written_during_the_push_stays_queued_with_its_newer_value() {
     let local = s.clone_local("local");
     let id = hex_id(4);
     let first = checkpoint(env, &local, &id);
-    env.git(&local, &["commit", "-q", "--allow-empty", "-m", "work"]);
-    let (started, release) = blocking_hook(&s);
-    let push = env
-        .cmd("git", &local)
-        .args(["push", "origin", "main"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("git push starts");
-    wait_for(&started);
+    let (push, release) = push_held_by_the_hook(&s, &local, Stdio::piped());
     let second = write_checkpoint(env, &local, &id, Some(&first));
     enqueue(env, &local, &[&cp_ref(&id)]);
     std::fs::write(&release, "").expect("release hook");
