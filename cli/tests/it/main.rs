@@ -25,6 +25,7 @@ mod readonly;
 mod remote_resolution;
 mod servers;
 mod shared_push;
+mod shared_race;
 mod shared_recover;
 mod shared_rotation;
 mod storage_exits;

@@ -10,18 +10,19 @@ use crate::fixtures::{cp_ref, hex_id, path_str, queued, ref_value};
 use crate::transports::{Kind, Served};
 use crate::v2_write::{claude_session, claude_transcript, settings};
 
-const LEGACY: &str = "refs/heads/entire/checkpoints/v1";
-const MAIN: &str = "refs/entire/checkpoints/v2/main";
-const CURRENT: &str = "refs/entire/checkpoints/v2/full/current";
+pub(crate) const LEGACY: &str = "refs/heads/entire/checkpoints/v1";
+pub(crate) const MAIN: &str = "refs/entire/checkpoints/v2/main";
+pub(crate) const CURRENT: &str = "refs/entire/checkpoints/v2/full/current";
 
-const LEGACY_MIRROR: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}"#;
-const V2_MIRROR: &str =
+pub(crate) const LEGACY_MIRROR: &str =
+    r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror"}}"#;
+pub(crate) const V2_MIRROR: &str =
     r#"{"strategy_options": {"checkpoint_store": "refs-v1-mirror", "checkpoints_v2": true}}"#;
 const REFS_ONLY: &str = r#"{"strategy_options": {"checkpoint_store": "refs-v1"}}"#;
-const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
+pub(crate) const V2_PRIMARY: &str = r#"{"strategy_options": {"checkpoints_version": 2}}"#;
 
 /// Clones `a` and `b` of the server, both with `settings` (`.entire/settings.json`).
-fn two_clones(s: &Served, mode: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn two_clones(s: &Served, mode: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (a, b) = (s.clone_local("a"), s.clone_local("b"));
     settings(&a, mode);
     settings(&b, mode);
@@ -29,7 +30,7 @@ fn two_clones(s: &Served, mode: &str) -> (std::path::PathBuf, std::path::PathBuf
 }
 
 /// Write session `sess-<tag>` into checkpoint `id` (a new checkpoint when `None`); returns the ID.
-fn write(env: &TestEnv, repo: &Path, tag: &str, id: Option<&str>) -> String {
+pub(crate) fn write(env: &TestEnv, repo: &Path, tag: &str, id: Option<&str>) -> String {
     let s = claude_session(env, tag, &format!("sess-{tag}"), &claude_transcript(tag, 1));
     let mut args = vec!["write"];
     if let Some(id) = id {
@@ -61,7 +62,7 @@ fn session_slot(env: &TestEnv, repo: &Path, prefix: &str, tag: &str) -> Option<u
 }
 
 /// True when `old` is an ancestor of `new` in `repo` (nothing was forced).
-fn contains(env: &TestEnv, repo: &Path, old: &str, new: &str) -> bool {
+pub(crate) fn contains(env: &TestEnv, repo: &Path, old: &str, new: &str) -> bool {
     env.run(repo, "git", ["merge-base", "--is-ancestor", old, new])
         .status
         == 0
@@ -69,7 +70,7 @@ fn contains(env: &TestEnv, repo: &Path, old: &str, new: &str) -> bool {
 
 /// The server holds every checkpoint of `ids` in every layout either clone wrote; returns a description of
 /// what is missing (empty when nothing is).
-fn missing(
+pub(crate) fn missing(
     s: &Served,
     clones: &[&Path],
     ids: &[String],

@@ -1,4 +1,5 @@
-//! Fetch-and-merge recovery of shared refs the remote rejected as diverged (non-fast-forward / fetch first):
+//! Fetch-and-merge recovery of shared refs the remote rejected as diverged (non-fast-forward / fetch first, or
+//! a server-side update that lost a race with another push, see [`diverged`]):
 //! the legacy branch, `v2/main` and `v2/full/current` (SPEC §4; reference `entire-v2-and-attach.md` §2.12),
 //! and per-checkpoint refs two machines both wrote (the same checkpoint ID, different sessions): merged by
 //! session slot like a v2 checkpoint, a merge commit with both parents, never forced.
@@ -66,12 +67,27 @@ pub fn tmp_ref(name: &str) -> String {
     format!("{TMP_PREFIX}{}", name.replace('/', "-"))
 }
 
-/// True for the statuses recovery handles.
+/// What receive-pack reports when its compare-and-swap of a ref failed because another push moved the ref
+/// after both read the same old value (two pushes racing; the client-side check saw no divergence): git up to
+/// 2.48 says `failed to update ref` (its one word for every ref-transaction failure; older servers
+/// `failed to lock`), later versions name the cause.
+const LOST_RACE: [&str; 4] = [
+    "failed to update ref",
+    "failed to lock",
+    "incorrect old value provided",
+    "reference already exists",
+];
+
+/// True for the statuses recovery handles: diverged (`non-fast-forward`, `fetch first`), or a server-side
+/// update that lost a race ([`LOST_RACE`]). The second kind cannot be told from a server that fails every
+/// update (a full disk, say): that case costs [`MAX_ATTEMPTS`] fetch-and-push rounds, then the ref stays
+/// queued with the server's reason.
 pub fn diverged(status: &RefStatus) -> bool {
-    matches!(
-        status,
-        RefStatus::Rejected(Rejection::NonFastForward | Rejection::FetchFirst)
-    )
+    match status {
+        RefStatus::Rejected(Rejection::NonFastForward | Rejection::FetchFirst) => true,
+        RefStatus::Rejected(Rejection::Remote(why)) => LOST_RACE.contains(&why.as_str()),
+        _ => false,
+    }
 }
 
 /// True for the refs recovery handles: the shared refs, and per-checkpoint refs (two machines that wrote
@@ -458,5 +474,37 @@ fn dequeue(repo: &Repo, landed: &[(String, ObjectId)]) {
     let queue = Queue::new(&repo.common_dir());
     if let Err(e) = queue.remove_if_unchanged(&v2, |r| repo.find_ref(r).ok().flatten()) {
         tracing::debug!(target: "entire::push", "cannot update the push queue after a recovery: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diverged_covers_client_side_divergence_and_lost_server_races_only() {
+        let remote = |why: &str| RefStatus::Rejected(Rejection::Remote(why.into()));
+        let table = [
+            (RefStatus::Rejected(Rejection::NonFastForward), true),
+            (RefStatus::Rejected(Rejection::FetchFirst), true),
+            (remote("failed to update ref"), true),
+            (remote("failed to lock"), true),
+            (remote("incorrect old value provided"), true),
+            (remote("reference already exists"), true),
+            (remote("pre-receive hook declined"), false),
+            (remote("hook declined"), false),
+            (remote("deny updating a hidden ref"), false),
+            (
+                RefStatus::Rejected(Rejection::Failed("failed to update ref".into())),
+                false,
+            ),
+            (RefStatus::Rejected(Rejection::StaleInfo), false),
+            (RefStatus::Rejected(Rejection::AlreadyExists), false),
+            (RefStatus::Ok, false),
+            (RefStatus::UpToDate, false),
+        ];
+        for (status, want) in table {
+            assert_eq!(diverged(&status), want, "{status:?}");
+        }
     }
 }
