@@ -63,6 +63,11 @@ pub fn run(g: &Global, a: Args) -> Result<(), CliError> {
         &options,
         true,
     );
+    // One line per shared ref or checkpoint a recovery could not deliver, with the reason (as the helper
+    // prints them).
+    for note in &outcome.notes {
+        eprintln!("{note}");
+    }
     if let Some(failure) = outcome.checkpoint_failure {
         return Err(CliError::new(
             Exit::Unreachable,

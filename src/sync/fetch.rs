@@ -247,10 +247,16 @@ fn repo_dir(repo: &Repo) -> std::path::PathBuf {
 
 /// Run ONE `git fetch <url>` with `specs` on stdin. Non-forced refspecs that git refuses to apply (a local
 /// checkpoint ahead of the remote) are not an error.
+///
+/// The received objects are always kept as one pack (`fetch.unpackLimit=1`): a pack appears with its index in
+/// one step, all or nothing. Below git's default limit (100 objects) they would be unpacked into loose objects
+/// one by one, and a fetch killed half way would leave some commits without their parents; the next `git push`
+/// then finds the remote's tip locally, walks it and dies ("could not parse commit").
 pub fn fetch_refspecs(dir: &Path, url: &str, specs: &[String]) -> Result<(), FetchError> {
     let mut cmd = gitcmd::git();
     cmd.arg("-C")
         .arg(dir)
+        .args(["-c", "fetch.unpackLimit=1"])
         .args([
             "fetch",
             "--no-write-fetch-head",
@@ -281,6 +287,7 @@ pub fn fetch_refspecs(dir: &Path, url: &str, specs: &[String]) -> Result<(), Fet
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
+    tracing::debug!(target: "entire::fetch", "git fetch failed: {}", stderr.trim());
     if stderr.contains("[rejected]") && !stderr.contains("fatal:") {
         tracing::info!(target: "entire::fetch", "some local checkpoints are ahead of the remote: {}", stderr.trim());
         return Ok(());
@@ -302,6 +309,7 @@ fn fetch_failure(stderr: &str, status: std::process::ExitStatus) -> String {
     let pick = lines
         .iter()
         .find(|l| l.starts_with("fatal:"))
+        .or_else(|| lines.iter().rev().find(|l| l.starts_with("error:")))
         .or_else(|| lines.last());
     match pick {
         Some(l) => l

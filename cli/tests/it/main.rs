@@ -24,6 +24,7 @@ mod queue;
 mod readonly;
 mod remote_resolution;
 mod servers;
+mod shared_kill;
 mod shared_push;
 mod shared_race;
 mod shared_recover;

@@ -6,6 +6,7 @@
 //!   (`v2/main`, `v2/full/current`, archives) are queued by the v2 store and travel through the checkpoint glob.
 //! - [`recover`]: fetch-and-merge recovery of the shared refs a push found diverged (merges in
 //!   [`crate::sync::merge`]).
+//! - [`scratch`]: one recovery at a time per repository, and the scratch-ref locks a killed one left.
 //! - [`publish`]: a locally rotated generation goes out as archives plus the reset `current` (lease, atomic).
 //! - [`state`]: the last value each shared ref was seen at on each remote (what a push confirmed), for
 //!   `git entire status`.
@@ -27,6 +28,7 @@
 
 pub mod publish;
 pub mod recover;
+pub mod scratch;
 pub mod state;
 pub mod which;
 

@@ -31,6 +31,9 @@
 //! Crash safety: until step 3 nothing but the scratch refs and new objects exist; a kill -9 after step 3 leaves
 //! local refs that contain the remote's tips, which the next push sends fast-forward (v2 refs stay queued until
 //! a push confirms them). Left-over scratch refs are overwritten by the next recovery.
+//!
+//! Concurrency: one recovery per repository at a time, under [`scratch::exclusive`], which also clears the
+//! scratch-ref lock files a killed recovery left.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +47,7 @@ use crate::sync::merge::{v2, MergeError};
 use crate::sync::push::{RefStatus, Rejection};
 use crate::sync::remote;
 
-use super::publish;
+use super::{publish, scratch};
 
 /// Attempts (fetch, merge, push) before a ref is left queued.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -116,6 +119,13 @@ pub type Push<'a> =
 /// fetched from it by URL, so no configured remote name is needed).
 pub fn recover(repo: &Repo, url: &str, rejected: &[String], push: &mut Push<'_>) -> Recovery {
     let mut out = Recovery::default();
+    let _exclusive = match scratch::exclusive(repo) {
+        Ok(lock) => lock,
+        Err(why) => {
+            out.failed = rejected.iter().map(|r| (r.clone(), why.clone())).collect();
+            return out;
+        }
+    };
     let dir = remote::repo_dir(repo);
     let who = repo.committer();
     let mut todo: Vec<String> = rejected.to_vec();
@@ -123,11 +133,15 @@ pub fn recover(repo: &Repo, url: &str, rejected: &[String], push: &mut Push<'_>)
         if todo.is_empty() {
             break;
         }
-        let (archives, specs) = fetch_specs(repo, &todo);
-        out.round_trips += 1;
-        if let Err(e) = fetch::fetch_refspecs(&dir, url, &specs) {
-            out.failed
-                .extend(todo.drain(..).map(|r| (r, e.to_string())));
+        let archives = match fetch_tips(repo, &dir, url, &mut todo, &mut out) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(target: "entire::push", attempt, "fetching the remote tips failed: {e}");
+                out.failed.extend(todo.drain(..).map(|r| (r, e.clone())));
+                break;
+            }
+        };
+        if todo.is_empty() {
             break;
         }
         let built = match build(repo, &dir, &todo, &archives, &who) {
@@ -172,6 +186,45 @@ pub fn recover(repo: &Repo, url: &str, rejected: &[String], push: &mut Push<'_>)
     );
     dequeue(repo, &out.landed);
     out
+}
+
+/// ONE fetch of the remote tips of `todo` (and of the pending archives, returned) into their scratch refs. A
+/// ref of `todo` the remote does not have (its update failed on the server for another reason than a race,
+/// e.g. a stale lock there) makes git fail the whole fetch: that ref alone is reported failed and taken out,
+/// and the others are fetched again (one more round trip each time; at most one per such ref).
+fn fetch_tips(
+    repo: &Repo,
+    dir: &std::path::Path,
+    url: &str,
+    todo: &mut Vec<String>,
+    out: &mut Recovery,
+) -> Result<Vec<String>, String> {
+    loop {
+        let (archives, specs) = fetch_specs(repo, todo);
+        out.round_trips += 1;
+        let Err(e) = fetch::fetch_refspecs(dir, url, &specs) else {
+            return Ok(archives);
+        };
+        let e = e.to_string();
+        let gone = missing_remote_ref(&e).and_then(|g| todo.iter().position(|r| r == g));
+        let Some(at) = gone else {
+            return Err(e);
+        };
+        let name = todo.remove(at);
+        out.failed.push((
+            name,
+            "the server refused it, and the remote does not have it".into(),
+        ));
+        if todo.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
+}
+
+/// The ref named by git fetch's `couldn't find remote ref <name>`.
+fn missing_remote_ref(message: &str) -> Option<&str> {
+    let rest = message.split("couldn't find remote ref ").nth(1)?;
+    rest.split_whitespace().next()
 }
 
 /// What one recovery round fetches: the rejected refs, plus the pending rotation's archives when `current` is
@@ -480,6 +533,19 @@ fn dequeue(repo: &Repo, landed: &[(String, ObjectId)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_remote_ref_is_read_from_git_fetchs_message() {
+        let m = "could not fetch from file:///srv/x.git: couldn't find remote ref refs/entire/checkpoints/CV/01M8X";
+        assert_eq!(
+            missing_remote_ref(m),
+            Some("refs/entire/checkpoints/CV/01M8X")
+        );
+        assert_eq!(
+            missing_remote_ref("could not fetch from x: timed out"),
+            None
+        );
+    }
 
     #[test]
     fn diverged_covers_client_side_divergence_and_lost_server_races_only() {
