@@ -287,11 +287,11 @@ pub fn fetch_refspecs(dir: &Path, url: &str, specs: &[String]) -> Result<(), Fet
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    tracing::debug!(target: "entire::fetch", "git fetch failed: {}", stderr.trim());
     if stderr.contains("[rejected]") && !stderr.contains("fatal:") {
         tracing::info!(target: "entire::fetch", "some local checkpoints are ahead of the remote: {}", stderr.trim());
         return Ok(());
     }
+    tracing::debug!(target: "entire::fetch", "git fetch failed: {}", stderr.trim());
     Err(FetchError::Unreachable {
         url: url.to_string(),
         message: fetch_failure(&stderr, out.status),

@@ -6,54 +6,14 @@
 //! clones in every layout, nothing forced, and leaves no scratch ref.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::fixtures::{cp_ref, hex_id, queued, ref_value};
+use crate::fixtures::{cp_ref, queued, ref_value};
 use crate::shared_recover::{
-    contains, missing, two_clones, write, CURRENT, LEGACY, MAIN, V2_MIRROR,
+    contains, diverged, missing, write, Diverged, CURRENT, MAIN, V2_MIRROR,
 };
-use crate::transports::{Kind, Served};
-
-struct Diverged {
-    s: Served,
-    a: PathBuf,
-    b: PathBuf,
-    ids: Vec<String>,
-    shared: String,
-    /// The server's shared refs before b's push (what must never be forced away).
-    before: Vec<(&'static str, Option<String>)>,
-}
-
-/// a has pushed; b wrote its own checkpoints and a session into a's shared checkpoint and is about to push.
-fn diverged(kind: Kind) -> Diverged {
-    let s = Served::new(kind);
-    let env = &s.env;
-    let server = s.path("server.git");
-    let (a, b) = two_clones(&s, V2_MIRROR);
-    let shared = hex_id(7);
-    let mut ids = vec![write(env, &a, "a1", None), write(env, &b, "b1", None)];
-    write(env, &a, "a2", Some(&shared));
-    write(env, &b, "b2", Some(&shared));
-    ids.push(write(env, &b, "b3", None));
-    ids.push(shared.clone());
-    env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
-    env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
-    env.run(&a, "git", ["push", "origin", "main"]).ok();
-    let before = [LEGACY, MAIN, CURRENT]
-        .into_iter()
-        .map(|r| (r, ref_value(env, &server, r)))
-        .collect();
-    Diverged {
-        s,
-        a,
-        b,
-        ids,
-        shared,
-        before,
-    }
-}
+use crate::transports::Kind;
 
 /// b's push, killed (process group, SIGKILL) after `delay`; `None` lets it finish. Returns how long it ran.
 fn push_b(d: &Diverged, delay: Option<Duration>) -> Duration {
@@ -105,9 +65,9 @@ fn kill_group(pgid: u32) {
 
 #[test]
 fn a_recovery_killed_at_12_points_converges_on_the_next_push() {
-    let full = push_b(&diverged(Kind::Daemon), None);
+    let full = push_b(&diverged(Kind::Daemon, V2_MIRROR), None);
     for step in 0..12u32 {
-        let d = diverged(Kind::Daemon);
+        let d = diverged(Kind::Daemon, V2_MIRROR);
         let env = &d.s.env;
         let server = d.s.path("server.git");
         let delay = full * step / 12 + Duration::from_millis(u64::from(step));
@@ -143,7 +103,7 @@ fn a_recovery_killed_at_12_points_converges_on_the_next_push() {
 /// v2 refs are still merged and land; that checkpoint alone stays queued, and goes out once the lock is gone.
 #[test]
 fn a_checkpoint_the_server_cannot_create_does_not_stop_the_recovery_of_the_others() {
-    let mut d = diverged(Kind::File);
+    let mut d = diverged(Kind::File, V2_MIRROR);
     let env = &d.s.env;
     let server = d.s.path("server.git");
     let stuck = write(env, &d.b, "b4", None);

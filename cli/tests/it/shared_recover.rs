@@ -146,7 +146,18 @@ pub(crate) fn missing(
     out
 }
 
-fn two_clones_converge(kind: Kind, mode: &str) {
+pub(crate) struct Diverged {
+    pub(crate) s: Served,
+    pub(crate) a: std::path::PathBuf,
+    pub(crate) b: std::path::PathBuf,
+    pub(crate) ids: Vec<String>,
+    pub(crate) shared: String,
+    /// The server's shared refs before b's push (what must never be forced away).
+    pub(crate) before: Vec<(&'static str, Option<String>)>,
+}
+
+/// Two clones with `mode`: a has pushed; b wrote its own checkpoints and a session into a's shared checkpoint and is about to push.
+pub(crate) fn diverged(kind: Kind, mode: &str) -> Diverged {
     let s = Served::new(kind);
     let env = &s.env;
     let server = s.path("server.git");
@@ -160,10 +171,31 @@ fn two_clones_converge(kind: Kind, mode: &str) {
     env.git(&a, &["commit", "-q", "--allow-empty", "-m", "a"]);
     env.git(&b, &["commit", "-q", "--allow-empty", "-m", "b"]);
     env.run(&a, "git", ["push", "origin", "main"]).ok();
-    let first: Vec<(&str, Option<String>)> = [LEGACY, MAIN, CURRENT]
+    let before = [LEGACY, MAIN, CURRENT]
         .into_iter()
         .map(|r| (r, ref_value(env, &server, r)))
         .collect();
+    Diverged {
+        s,
+        a,
+        b,
+        ids,
+        shared,
+        before,
+    }
+}
+
+fn two_clones_converge(kind: Kind, mode: &str) {
+    let Diverged {
+        s,
+        a,
+        b,
+        mut ids,
+        shared,
+        before: first,
+    } = diverged(kind, mode);
+    let env = &s.env;
+    let server = s.path("server.git");
     // b's own branch lands with git's own status line; the shared refs are merged and land too.
     let out = env
         .run(&b, "git", ["push", "origin", "main:refs/heads/b"])

@@ -47,12 +47,11 @@ use crate::sync::merge::{v2, MergeError};
 use crate::sync::push::{RefStatus, Rejection};
 use crate::sync::remote;
 
-use super::{publish, scratch};
+use super::publish;
+use super::scratch::{self, tmp_ref};
 
 /// Attempts (fetch, merge, push) before a ref is left queued.
 pub const MAX_ATTEMPTS: usize = 3;
-/// Where fetched remote tips are kept during a recovery.
-pub const TMP_PREFIX: &str = "refs/entire-fetch-tmp/";
 
 /// Message of a merge commit on a v2 ref.
 fn merge_message(name: &str) -> String {
@@ -64,11 +63,6 @@ fn merge_message(name: &str) -> String {
 
 /// Message of the `/full/current` commit that only renumbers slots after `/main` was merged.
 pub const RENUMBER_MESSAGE: &str = "Align session slots with merged v2/main\n";
-
-/// The scratch ref of `name`.
-pub fn tmp_ref(name: &str) -> String {
-    format!("{TMP_PREFIX}{}", name.replace('/', "-"))
-}
 
 /// What receive-pack reports when its compare-and-swap of a ref failed because another push moved the ref
 /// after both read the same old value (two pushes racing; the client-side check saw no divergence): git up to

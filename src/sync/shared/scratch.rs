@@ -10,6 +10,14 @@
 
 use crate::git::repo::Repo;
 
+/// Where fetched remote tips are kept during a recovery.
+pub const TMP_PREFIX: &str = "refs/entire-fetch-tmp/";
+
+/// The scratch ref of `name`.
+pub fn tmp_ref(name: &str) -> String {
+    format!("{TMP_PREFIX}{}", name.replace('/', "-"))
+}
+
 /// The recovery lock, in the git common dir.
 pub const RECOVER_LOCK: &str = "entire-recover.lock";
 /// How long a recovery waits for a concurrent one in the same repository.
@@ -43,7 +51,7 @@ pub fn exclusive(repo: &Repo) -> Result<std::fs::File, String> {
             }
         }
     }
-    let dir = common.join(super::recover::TMP_PREFIX.trim_end_matches('/'));
+    let dir = common.join(TMP_PREFIX.trim_end_matches('/'));
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let stale = entry.file_name().to_string_lossy().ends_with(".lock")
             && entry.file_type().is_ok_and(|t| t.is_file());
