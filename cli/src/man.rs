@@ -64,13 +64,15 @@ has nothing of its own to push it does not call the helper: run `git entire push
 
 SHARED REFS. In refs-v1-mirror mode the legacy branch entire/checkpoints/v1 goes out in the same push \
 (never onto a remote that has no branch of the user's yet), and the v2 refs are queued like checkpoints; all \
-fast-forward only. A shared ref the remote rejects as diverged is recovered: its remote tip is fetched (one \
-fetch for all of them), merged locally (v2: union by checkpoint, the same checkpoint merged by session; legacy \
+fast-forward only. A shared ref the remote rejects as diverged (or whose update on the server lost a race with \
+another push: 'failed to update ref') is recovered: its remote tip is fetched (one fetch for all of them), merged locally (v2: union by checkpoint, the same checkpoint merged by session; legacy \
 branch: local-only commits replayed onto the remote tip, a union merge commit when that conflicts), moved by \
 compare-and-swap and pushed again, up to three times; anything left is one stderr line and stays queued. A \
 checkpoint ref that both machines wrote (the same checkpoint ID) is recovered in the same round trips, its \
 sessions merged by slot into a merge commit with both parents; one whose remote value is not a checkpoint commit \
-of that ID is never merged: one stderr line, and it stays queued.
+of that ID is never merged: one stderr line, and it stays queued. One recovery per repository runs at a time \
+(flock on entire-recover.lock in the git common dir); a push killed during a recovery leaves nothing that blocks \
+the next one.
 
 FETCH. Fetch and clone behave like the plain address (depth, shallow and filter options pass through). \
 Afterwards checkpoint refs are pulled along in one extra round trip, per entire.fetchCheckpoints. A clone over \
